@@ -1,0 +1,116 @@
+#include "core/model_config.h"
+
+#include <nlohmann/json.hpp>
+
+#include "parallel/errors.h"
+
+namespace shardtune::core {
+
+namespace {
+std::string field(const char* name, int64_t value) {
+  return std::string("[model] ") + name + "=" + std::to_string(value);
+}
+}  // namespace
+
+void ModelConfig::validate() const {
+  require(family == "llama" || family == "gpt2",
+          "[model] family='" + family + "' is unknown (known: llama, gpt2)");
+  for (auto [name, value] : {std::pair{"vocab_size", vocab_size}, {"hidden_size", hidden_size},
+                             {"num_layers", num_layers}, {"num_heads", num_heads},
+                             {"intermediate_size", intermediate_size},
+                             {"max_position_embeddings", max_position_embeddings}}) {
+    require(value > 0, field(name, value) + " must be positive");
+  }
+  require(hidden_size % num_heads == 0,
+          field("num_heads", num_heads) + " does not divide hidden_size=" +
+              std::to_string(hidden_size));
+  require(num_kv_heads >= 0, field("num_kv_heads", num_kv_heads) + " must be >= 0");
+  require(num_heads % kv_heads() == 0,
+          field("num_kv_heads", num_kv_heads) + " must divide num_heads=" +
+              std::to_string(num_heads));
+  require(family == "llama" || num_kv_heads == 0 || num_kv_heads == num_heads,
+          "[model] num_kv_heads applies to family=llama only");
+  require(head_dim() % 2 == 0 || family != "llama",
+          "[model] hidden_size/num_heads=" + std::to_string(head_dim()) +
+              " must be even for rotary embeddings");
+  require(dropout >= 0.0 && dropout < 1.0, "[model] dropout must be in [0, 1)");
+  require(norm_eps > 0.0, "[model] norm_eps must be positive");
+  require(init_std > 0.0, "[model] init_std must be positive");
+}
+
+std::string ModelConfig::to_json() const {
+  nlohmann::ordered_json j;
+  j["family"] = family;
+  j["vocab_size"] = vocab_size;
+  j["hidden_size"] = hidden_size;
+  j["num_layers"] = num_layers;
+  j["num_heads"] = num_heads;
+  j["num_kv_heads"] = num_kv_heads;
+  j["intermediate_size"] = intermediate_size;
+  j["max_position_embeddings"] = max_position_embeddings;
+  j["rope_theta"] = rope_theta;
+  j["norm_eps"] = norm_eps;
+  j["tie_word_embeddings"] = tie_word_embeddings;
+  j["attention_bias"] = attention_bias;
+  j["dropout"] = dropout;
+  j["init_std"] = init_std;
+  return j.dump();
+}
+
+ModelConfig ModelConfig::from_json(const std::string& text) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const std::exception& e) {
+    throw UserError(std::string("model config JSON is invalid: ") + e.what());
+  }
+  ModelConfig c;
+  auto get = [&](const char* key, auto& out) {
+    if (!j.contains(key)) throw UserError(std::string("model config JSON lacks '") + key + "'");
+    try {
+      j.at(key).get_to(out);
+    } catch (const std::exception&) {
+      throw UserError(std::string("model config JSON: '") + key + "' has the wrong type");
+    }
+  };
+  get("family", c.family);
+  get("vocab_size", c.vocab_size);
+  get("hidden_size", c.hidden_size);
+  get("num_layers", c.num_layers);
+  get("num_heads", c.num_heads);
+  get("num_kv_heads", c.num_kv_heads);
+  get("intermediate_size", c.intermediate_size);
+  get("max_position_embeddings", c.max_position_embeddings);
+  get("rope_theta", c.rope_theta);
+  get("norm_eps", c.norm_eps);
+  get("tie_word_embeddings", c.tie_word_embeddings);
+  get("attention_bias", c.attention_bias);
+  get("dropout", c.dropout);
+  get("init_std", c.init_std);
+  return c;
+}
+
+int64_t parameter_count(const ModelConfig& c) {
+  const int64_t h = c.hidden_size, v = c.vocab_size, f = c.intermediate_size;
+  const int64_t kv = c.kv_heads() * c.head_dim();
+  int64_t per_layer = 0, total = 0;
+  if (c.family == "llama") {
+    per_layer = h * h * 2 + h * kv * 2 + 3 * h * f + 2 * h;  // q,o + k,v + gate,up,down + norms
+    if (c.attention_bias) per_layer += h + 2 * kv;
+    total = v * h + c.num_layers * per_layer + h + (c.tie_word_embeddings ? 0 : v * h);
+  } else {
+    per_layer = (3 * h * h + 3 * h) + (h * h + h) + (h * f + f) + (f * h + h) + 4 * h;
+    total = v * h + c.max_position_embeddings * h + c.num_layers * per_layer + 2 * h;
+  }
+  return total;
+}
+
+double flops_per_token(const ModelConfig& c, int64_t seq_len) {
+  const double h = c.hidden_size, f = c.intermediate_size, v = c.vocab_size;
+  const double kv = static_cast<double>(c.kv_heads() * c.head_dim());
+  const double mlp = c.family == "llama" ? 3 * h * f : 2 * h * f;
+  const double matmul_params = c.num_layers * (2 * h * h + 2 * h * kv + mlp) + v * h;
+  return 6.0 * matmul_params + 12.0 * c.num_layers * seq_len * h;
+}
+
+}  // namespace shardtune::core

@@ -1,0 +1,83 @@
+#include "core/optimizer.h"
+
+#include <cmath>
+
+namespace shardtune::core {
+
+AdamW::AdamW(std::vector<NamedParameter> params, AdamWOptions options)
+    : params_(std::move(params)), options_(options) {
+  for (auto& p : params_) {
+    exp_avg_.push_back(torch::zeros_like(p.param, torch::MemoryFormat::Contiguous));
+    exp_avg_sq_.push_back(torch::zeros_like(p.param, torch::MemoryFormat::Contiguous));
+  }
+}
+
+void AdamW::step(double lr) {
+  torch::NoGradGuard no_grad;
+  ++step_;
+  const double bc1 = 1.0 - std::pow(options_.beta1, static_cast<double>(step_));
+  const double bc2 = 1.0 - std::pow(options_.beta2, static_cast<double>(step_));
+  const double step_size = lr / bc1;
+  const double inv_sqrt_bc2 = 1.0 / std::sqrt(bc2);
+  for (size_t i = 0; i < params_.size(); ++i) {
+    auto& p = params_[i].param;
+    const auto& g = p.grad();
+    if (!g.defined()) continue;
+    auto& m = exp_avg_[i];
+    auto& v = exp_avg_sq_[i];
+    m.mul_(options_.beta1).add_(g, 1.0 - options_.beta1);
+    v.mul_(options_.beta2).addcmul_(g, g, 1.0 - options_.beta2);
+    if (options_.weight_decay != 0.0 && p.dim() >= 2) p.mul_(1.0 - lr * options_.weight_decay);
+    auto denom = (v.sqrt() * inv_sqrt_bc2).add_(options_.eps);
+    p.addcdiv_(m, denom, -step_size);
+  }
+}
+
+void AdamW::zero_grad() {
+  for (auto& p : params_) {
+    if (p.param.grad().defined()) p.param.mutable_grad().zero_();
+  }
+}
+
+int64_t AdamW::state_bytes() const {
+  int64_t bytes = 0;
+  for (size_t i = 0; i < exp_avg_.size(); ++i) {
+    bytes += exp_avg_[i].numel() * exp_avg_[i].element_size();
+    bytes += exp_avg_sq_[i].numel() * exp_avg_sq_[i].element_size();
+  }
+  return bytes;
+}
+
+double LrSchedule::at(int64_t step) const {
+  if (step < warmup_steps) {
+    return lr * static_cast<double>(step + 1) / static_cast<double>(warmup_steps);
+  }
+  const int64_t decay_steps = total_steps - warmup_steps;
+  if (decay_steps <= 1) return lr;
+  const double progress =
+      static_cast<double>(step - warmup_steps) / static_cast<double>(decay_steps - 1);
+  const double cosine = 0.5 * (1.0 + std::cos(M_PI * std::min(progress, 1.0)));
+  return min_lr + (lr - min_lr) * cosine;
+}
+
+double grad_norm_squared(const std::vector<NamedParameter>& params) {
+  double sq = 0.0;
+  for (const auto& p : params) {
+    const auto& g = p.param.grad();
+    if (!g.defined()) continue;
+    const double n = g.norm().item<double>();
+    sq += n * n;
+  }
+  return sq;
+}
+
+void scale_grads(const std::vector<NamedParameter>& params, double norm, double max_norm) {
+  if (max_norm <= 0.0 || norm <= max_norm) return;
+  torch::NoGradGuard no_grad;
+  const double coef = max_norm / (norm + 1e-6);
+  for (const auto& p : params) {
+    if (p.param.grad().defined()) p.param.mutable_grad().mul_(coef);
+  }
+}
+
+}  // namespace shardtune::core

@@ -1,0 +1,223 @@
+// WordNet 3.0 database reader (format: wndb(5)) and the gloss / define tasks built from it.
+//
+// The four data files are ~22 MB together and parsed on every run of the demo, so the parser reads
+// each file whole and walks it with string_views and from_chars: no regex, no per-line streams.
+#include "io/wordnet.h"
+
+#include <charconv>
+#include <filesystem>
+#include <fstream>
+#include <string_view>
+
+#include "parallel/errors.h"
+
+namespace shardtune::io {
+namespace {
+
+struct DataFile {
+  const char* name;
+  std::string_view ss_types;  // synset types allowed in this file (data.adj holds satellites too)
+};
+
+// Order matters: it is the order of read_wordnet's result and hence of every record list.
+constexpr DataFile kDataFiles[] = {
+    {"data.noun", "n"}, {"data.verb", "v"}, {"data.adj", "as"}, {"data.adv", "r"}};
+
+std::string read_whole_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw UserError(path + ": cannot open");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UserError(path + ": cannot open");
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  if (size < 0) throw UserError(path + ": cannot read");
+  std::string data(static_cast<size_t>(size), '\0');
+  in.seekg(0, std::ios::beg);
+  if (size > 0 && !in.read(data.data(), size)) throw UserError(path + ": cannot read");
+  return data;
+}
+
+std::string_view trim(std::string_view s) {
+  const size_t begin = s.find_first_not_of(" \t\r\n");
+  if (begin == std::string_view::npos) return {};
+  const size_t end = s.find_last_not_of(" \t\r\n");
+  return s.substr(begin, end - begin + 1);
+}
+
+template <typename T>
+bool parse_number(std::string_view s, int base, T& out) {
+  if (s.empty()) return false;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out, base);
+  return ec == std::errc() && end == s.data() + s.size();
+}
+
+// Lemma as shown to a model: "domestic_dog" -> "domestic dog"; adjectives may carry a syntactic
+// marker, "galore(ip)" / "ready_to_hand(p)" / "(a)", which is not part of the word.
+std::string clean_word(std::string_view raw) {
+  for (std::string_view marker : {"(a)", "(p)", "(ip)"}) {
+    if (raw.size() > marker.size() && raw.substr(raw.size() - marker.size()) == marker) {
+      raw.remove_suffix(marker.size());
+      break;
+    }
+  }
+  std::string word(raw);
+  for (char& c : word) {
+    if (c == '_') c = ' ';
+  }
+  return word;
+}
+
+// The definition is the gloss before its examples, which start at the first `; "`.
+std::string_view definition_of(std::string_view gloss) {
+  const size_t examples = gloss.find("; \"");
+  return trim(examples == std::string_view::npos ? gloss : gloss.substr(0, examples));
+}
+
+// Parses one synset line:
+//   offset lex_filenum ss_type w_cnt(hex) {word lex_id} p_cnt {sym offset pos src/tgt}
+//   [f_cnt {+ f_num w_num}]   (data.verb only)   | gloss
+// `fields` is scratch space reused across lines to avoid reallocating.
+Synset parse_synset(std::string_view line, const DataFile& file, const std::string& where,
+                    std::vector<std::string_view>& fields) {
+  const size_t bar = line.find('|');
+  if (bar == std::string_view::npos) throw UserError(where + ": no gloss ('|') on the line");
+  fields.clear();
+  const std::string_view head = line.substr(0, bar);
+  for (size_t pos = 0; pos < head.size();) {
+    const size_t space = head.find(' ', pos);
+    const size_t end = space == std::string_view::npos ? head.size() : space;
+    if (end > pos) fields.push_back(head.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  auto field = [&](size_t i, const char* what) -> std::string_view {
+    if (i >= fields.size()) {
+      throw UserError(where + ": line ends before " + what + " (" + std::to_string(fields.size()) +
+                      " fields before '|')");
+    }
+    return fields[i];
+  };
+
+  Synset synset;
+  const std::string_view offset = field(0, "the synset offset");
+  if (offset.size() != 8 || !parse_number(offset, 10, synset.offset)) {
+    throw UserError(where + ": bad synset offset '" + std::string(offset) + "'");
+  }
+  field(1, "the lexicographer file number");
+  const std::string_view ss_type = field(2, "the synset type");
+  if (ss_type.size() != 1 || file.ss_types.find(ss_type[0]) == std::string_view::npos) {
+    throw UserError(where + ": synset type '" + std::string(ss_type) + "' does not belong in " +
+                    file.name);
+  }
+  synset.pos = ss_type[0];
+
+  const std::string_view w_cnt_text = field(3, "the word count");
+  unsigned w_cnt = 0;
+  if (!parse_number(w_cnt_text, 16, w_cnt) || w_cnt == 0) {
+    throw UserError(where + ": bad word count '" + std::string(w_cnt_text) + "' (two hex digits)");
+  }
+  size_t i = 4;
+  synset.words.reserve(w_cnt);
+  for (unsigned w = 0; w < w_cnt; ++w, i += 2) {
+    synset.words.push_back(clean_word(field(i, "all words are listed")));
+    field(i + 1, "a word's lex_id");
+  }
+
+  const std::string_view p_cnt_text = field(i, "the pointer count");
+  size_t p_cnt = 0;
+  if (!parse_number(p_cnt_text, 10, p_cnt)) {
+    throw UserError(where + ": bad pointer count '" + std::string(p_cnt_text) + "'");
+  }
+  i += 1 + 4 * p_cnt;
+  if (i > fields.size()) {
+    throw UserError(where + ": line ends before all " + std::to_string(p_cnt) +
+                    " pointers are listed");
+  }
+  // Only verbs have sentence frames after the pointers; we validate their shape but do not use them.
+  if (synset.pos == 'v' && i < fields.size()) {
+    size_t f_cnt = 0;
+    if (!parse_number(fields[i], 10, f_cnt)) {
+      throw UserError(where + ": bad frame count '" + std::string(fields[i]) + "'");
+    }
+    i += 1 + 3 * f_cnt;
+    if (i > fields.size()) {
+      throw UserError(where + ": line ends before all " + std::to_string(f_cnt) +
+                      " frames are listed");
+    }
+  }
+  if (i != fields.size()) {
+    throw UserError(where + ": unexpected field '" + std::string(fields[i]) + "' before '|'");
+  }
+
+  const std::string_view gloss = trim(line.substr(bar + 1));
+  synset.gloss = std::string(gloss);
+  synset.definition = std::string(definition_of(gloss));
+  return synset;
+}
+
+void parse_data_file(const std::string& path, const DataFile& file, std::vector<Synset>& out) {
+  const std::string data = read_whole_file(path);
+  const std::string_view text(data);
+  std::vector<std::string_view> fields;
+  int64_t line_no = 0;
+  for (size_t pos = 0; pos < text.size();) {
+    const size_t newline = text.find('\n', pos);
+    const size_t end = newline == std::string_view::npos ? text.size() : newline;
+    std::string_view line = text.substr(pos, end - pos);
+    pos = end + 1;
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    // The license header: every line of it starts with two spaces; synset lines start with a digit.
+    if (line.empty() || line.substr(0, 2) == "  ") continue;
+    out.push_back(parse_synset(line, file, path + ":" + std::to_string(line_no), fields));
+  }
+}
+
+void check_eval_percent(int eval_percent) {
+  require(eval_percent >= 0 && eval_percent <= 100,
+          "wordnet: eval_percent must be in [0, 100], got " + std::to_string(eval_percent));
+}
+
+}  // namespace
+
+std::vector<Synset> read_wordnet(const std::string& dir) {
+  std::vector<Synset> synsets;
+  synsets.reserve(120000);  // WordNet 3.0 has 117659 synsets
+  for (const DataFile& file : kDataFiles) {
+    parse_data_file((std::filesystem::path(dir) / file.name).string(), file, synsets);
+  }
+  return synsets;
+}
+
+Split synset_split(const Synset& synset, int eval_percent) {
+  check_eval_percent(eval_percent);
+  // The key is spelled out byte by byte (not via snprintf/locale) so it is identical everywhere.
+  char key[9];
+  key[0] = synset.pos;
+  uint64_t offset = synset.offset;
+  for (int d = 8; d >= 1; --d, offset /= 10) key[d] = static_cast<char>('0' + offset % 10);
+  uint64_t hash = 14695981039346656037ULL;  // FNV-1a 64 offset basis
+  for (char c : key) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 1099511628211ULL;  // FNV-1a 64 prime
+  }
+  return static_cast<int>(hash % 100) < eval_percent ? Split::kEval : Split::kTrain;
+}
+
+std::vector<Record> wordnet_records(const std::vector<Synset>& synsets, WordNetTask task,
+                                    Split split, int eval_percent) {
+  check_eval_percent(eval_percent);
+  std::vector<Record> records;
+  records.reserve(synsets.size());
+  for (const Synset& synset : synsets) {
+    if (synset.words.empty() || synset_split(synset, eval_percent) != split) continue;
+    const std::string& word = synset.words.front();
+    if (task == WordNetTask::kGlosses) {
+      records.push_back(Record{"", word + ": " + synset.definition});
+    } else {
+      records.push_back(Record{"define: " + word + "\n", synset.definition});
+    }
+  }
+  return records;
+}
+
+}  // namespace shardtune::io

@@ -1,0 +1,278 @@
+#include "launch/trainer.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/loss.h"
+#include "io/checkpoint.h"
+#include "parallel/errors.h"
+#include "strategies/registry.h"
+
+namespace shardtune::launch {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+std::string layout_string(const parallel::RankGrid& grid) {
+  return "tp=" + std::to_string(grid.dims().tp) + ",dp=" + std::to_string(grid.dims().dp);
+}
+
+std::string format_eta(double seconds) {
+  const int64_t s = static_cast<int64_t>(seconds + 0.5);
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%lld:%02lld:%02lld", static_cast<long long>(s / 3600),
+                static_cast<long long>((s / 60) % 60), static_cast<long long>(s % 60));
+  return buf;
+}
+}  // namespace
+
+// metrics.jsonl on rank 0: one object per logged step and per evaluation.
+class MetricsWriter {
+ public:
+  explicit MetricsWriter(const std::string& path) : out_(path, std::ios::app) {
+    require(static_cast<bool>(out_), path + ": cannot open metrics file for writing");
+  }
+  void write(const nlohmann::json& record) {
+    out_ << record.dump() << "\n";
+    out_.flush();
+  }
+
+ private:
+  std::ofstream out_;
+};
+
+void load_model_weights(const std::string& checkpoint, core::CausalLMImpl& model) {
+  const std::string file = io::resolve_checkpoint(checkpoint);
+  const auto info = io::read_checkpoint_info(file);
+  const auto saved = core::ModelConfig::from_json(info.model_config);
+  require(saved == model.config(),
+          file + ": model config differs from [model]: saved " + info.model_config +
+              ", configured " + model.config().to_json());
+  std::vector<io::CheckpointTensor> tensors;
+  for (auto& item : model.named_parameters()) {
+    tensors.push_back({"/model/" + item.key(), item.value()});
+  }
+  io::load_checkpoint_tensors(file, tensors);
+}
+
+Trainer::Trainer(Config config, parallel::RankGrid& grid)
+    : config_(std::move(config)), grid_(grid) {
+  config_.validate(grid_.dims().world());
+  require(grid_.dims().tp == 1,
+          "[parallel] tp=" + std::to_string(grid_.dims().tp) +
+              ": tensor parallelism is not available in this build yet; use tp=1");
+  tokenizer_ = io::make_tokenizer(config_.data.tokenizer, "[data] tokenizer");
+  require(config_.model.vocab_size >= tokenizer_->vocab_size(),
+          "[model] vocab_size=" + std::to_string(config_.model.vocab_size) +
+              " is smaller than the tokenizer's vocabulary (" +
+              std::to_string(tokenizer_->vocab_size()) + ")");
+  data_ = load_datasets(config_, *tokenizer_);
+
+  model_ = core::build_model(config_.model, config_.train.seed);
+  if (!config_.checkpoint.init_from.empty()) {
+    load_model_weights(config_.checkpoint.init_from, *model_);
+  }
+  strategy_ = strategies::make_strategy(config_.strategy, config_.strategy_options);
+  strategy_->apply(*model_);
+  trainable_ = strategy_->trainable_parameters(*model_);
+  core::AdamWOptions opt;
+  opt.beta1 = config_.train.beta1;
+  opt.beta2 = config_.train.beta2;
+  opt.eps = config_.train.eps;
+  opt.weight_decay = config_.train.weight_decay;
+  optimizer_ = std::make_unique<core::AdamW>(trainable_, opt);
+  schedule_ = {config_.train.lr, config_.train.min_lr, config_.train.warmup_steps,
+               config_.train.steps};
+  sampler_ = std::make_unique<core::DistributedSampler>(
+      static_cast<int64_t>(data_.train.size()), config_.train.global_batch,
+      grid_.coord().dp_rank, grid_.dims().dp, config_.train.seed);
+  // Dropout draws from the global generator: same seed on every rank of a run.
+  torch::manual_seed(config_.train.seed + 17);
+
+  if (grid_.rank() == 0) {
+    std::filesystem::create_directories(config_.train.out_dir);
+    metrics_ = std::make_unique<MetricsWriter>(
+        (std::filesystem::path(config_.train.out_dir) / "metrics.jsonl").string());
+    spdlog::info("{} | data: {} train / {} eval examples | {}", strategy_->describe(*model_),
+                 data_.train.size(), data_.eval.size(), grid_.describe());
+  }
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::sync_gradients() {
+  if (grid_.dims().dp == 1) return;
+  // Gradients are already divided by the global target count, so the sum over ranks is the
+  // gradient of the global-batch mean loss.
+  for (auto& p : trainable_) {
+    auto g = p.param.mutable_grad();
+    if (g.defined()) grid_.dp().all_reduce(g, parallel::ReduceOp::kSum);
+  }
+}
+
+StepResult Trainer::step() {
+  model_->train();
+  const auto indices = sampler_->next();
+  const int64_t micro = config_.train.micro_batch;
+  std::vector<core::Batch> batches;
+  int64_t local_targets = 0, local_tokens = 0;
+  for (size_t begin = 0; begin < indices.size(); begin += static_cast<size_t>(micro)) {
+    std::vector<const core::Example*> group;
+    for (size_t i = begin; i < begin + static_cast<size_t>(micro) && i < indices.size(); ++i) {
+      group.push_back(&data_.train[static_cast<size_t>(indices[i])]);
+    }
+    batches.push_back(core::collate(group, tokenizer_->pad_id()));
+    local_targets += batches.back().targets;
+    local_tokens += batches.back().attention_mask.sum().item<int64_t>();
+  }
+  // The loss is normalised by the number of targets in the whole global batch (all ranks, all
+  // micro-batches): accumulation and data parallelism then equal one big batch exactly.
+  auto counts = torch::tensor({local_targets, local_tokens}, torch::kLong);
+  grid_.dp().all_reduce(counts, parallel::ReduceOp::kSum);
+  const int64_t global_targets = std::max<int64_t>(counts[0].item<int64_t>(), 1);
+  const double inv = 1.0 / static_cast<double>(global_targets);
+
+  double loss_sum = 0.0;
+  for (auto& b : batches) {
+    auto logits = model_->forward(b.input_ids, b.attention_mask);
+    auto loss = core::causal_lm_loss(logits, b.labels);
+    (loss.sum * inv).backward();
+    loss_sum += loss.sum.item<double>();
+  }
+  sync_gradients();
+  auto loss_t = torch::tensor({loss_sum}, torch::kDouble);
+  grid_.dp().all_reduce(loss_t, parallel::ReduceOp::kSum);
+
+  // Gradients are replicated across DP after the sync, so the local norm is the global norm.
+  const double norm = std::sqrt(core::grad_norm_squared(trainable_));
+  core::scale_grads(trainable_, norm, config_.train.grad_clip);
+  const double lr = schedule_.at(steps_done_);
+  optimizer_->step(lr);
+  optimizer_->zero_grad();
+  ++steps_done_;
+  return {steps_done_, loss_t.item<double>() * inv, norm, lr, counts[1].item<int64_t>()};
+}
+
+EvalResult Trainer::evaluate() {
+  torch::NoGradGuard no_grad;
+  const bool was_training = model_->is_training();
+  model_->eval();
+  // Each DP rank evaluates a strided share; sums are reduced so every rank gets the same result.
+  const int64_t n = static_cast<int64_t>(data_.eval.size());
+  const int64_t micro = config_.train.micro_batch;
+  double loss_sum = 0.0;
+  int64_t tokens = 0;
+  std::vector<const core::Example*> group;
+  auto flush = [&]() {
+    if (group.empty()) return;
+    auto b = core::collate(group, tokenizer_->pad_id());
+    auto loss = core::causal_lm_loss(model_->forward(b.input_ids, b.attention_mask), b.labels);
+    loss_sum += loss.sum.item<double>();
+    tokens += loss.tokens;
+    group.clear();
+  };
+  for (int64_t i = grid_.coord().dp_rank; i < n; i += grid_.dims().dp) {
+    group.push_back(&data_.eval[static_cast<size_t>(i)]);
+    if (static_cast<int64_t>(group.size()) == micro) flush();
+  }
+  flush();
+  auto sums = torch::tensor({loss_sum, static_cast<double>(tokens)}, torch::kDouble);
+  grid_.dp().all_reduce(sums, parallel::ReduceOp::kSum);
+  model_->train(was_training);
+  EvalResult r;
+  r.tokens = static_cast<int64_t>(sums[1].item<double>());
+  r.loss = r.tokens > 0 ? sums[0].item<double>() / static_cast<double>(r.tokens) : 0.0;
+  r.perplexity = std::exp(r.loss);
+  return r;
+}
+
+void Trainer::log_step(const StepResult& r, double step_seconds) {
+  train_seconds_ += step_seconds;
+  train_tokens_ += r.tokens;
+  if (grid_.rank() != 0) return;
+  if (r.step % config_.train.log_every != 0 && r.step != config_.train.steps && r.step != 1) return;
+  const double tokens_per_s = train_seconds_ > 0 ? train_tokens_ / train_seconds_ : 0.0;
+  const double eta = train_seconds_ / r.step * (config_.train.steps - r.step);
+  spdlog::info("step {}/{} | loss {:.4f} | lr {:.3e} | grad_norm {:.3f} | {:.0f} tok/s | ETA {}",
+               r.step, config_.train.steps, r.loss, r.lr, r.grad_norm, tokens_per_s,
+               format_eta(eta));
+  metrics_->write({{"step", r.step},
+                   {"loss", r.loss},
+                   {"lr", r.lr},
+                   {"grad_norm", r.grad_norm},
+                   {"tokens", r.tokens},
+                   {"tokens_per_s", tokens_per_s},
+                   {"step_s", step_seconds},
+                   {"elapsed_s", train_seconds_}});
+}
+
+void Trainer::log_eval(const EvalResult& r) {
+  if (grid_.rank() != 0) return;
+  spdlog::info("eval @ step {} | loss {:.4f} | ppl {:.2f} | {} tokens", steps_done_, r.loss,
+               r.perplexity, r.tokens);
+  metrics_->write({{"step", steps_done_},
+                   {"eval_loss", r.loss},
+                   {"eval_ppl", r.perplexity},
+                   {"eval_tokens", r.tokens}});
+}
+
+std::string Trainer::save() {
+  std::string path;
+  if (grid_.rank() == 0) {
+    io::CheckpointInfo info;
+    info.shardtune_version = SHARDTUNE_VERSION;
+    info.model_config = config_.model.to_json();
+    info.strategy = strategy_->name();
+    info.tokenizer = tokenizer_->identity();
+    info.layout = layout_string(grid_);
+    info.step = steps_done_;
+    info.consumed_samples = sampler_->consumed_samples();
+    std::vector<io::CheckpointTensor> tensors;
+    for (auto& item : model_->named_parameters()) {
+      tensors.push_back({"/model/" + item.key(), item.value()});
+    }
+    for (size_t i = 0; i < trainable_.size(); ++i) {
+      tensors.push_back({"/optimizer/" + trainable_[i].name + "/exp_avg", optimizer_->exp_avg()[i]});
+      tensors.push_back(
+          {"/optimizer/" + trainable_[i].name + "/exp_avg_sq", optimizer_->exp_avg_sq()[i]});
+    }
+    path = io::save_checkpoint(config_.checkpoint_dir(), info, tensors, config_.checkpoint.keep_last);
+    spdlog::info("checkpoint saved: {}", path);
+  }
+  grid_.world().barrier();
+  return path;
+}
+
+std::vector<double> Trainer::train() {
+  std::vector<double> losses;
+  const bool has_eval = !data_.eval.empty();
+  if (has_eval) log_eval(evaluate());
+  while (steps_done_ < config_.train.steps) {
+    const auto t0 = Clock::now();
+    const auto r = step();
+    log_step(r, seconds_since(t0));
+    losses.push_back(r.loss);
+    if (has_eval && config_.train.eval_every > 0 && steps_done_ % config_.train.eval_every == 0 &&
+        steps_done_ != config_.train.steps) {
+      log_eval(evaluate());
+    }
+    if (config_.checkpoint.every > 0 && steps_done_ % config_.checkpoint.every == 0 &&
+        steps_done_ != config_.train.steps) {
+      save();
+    }
+  }
+  if (has_eval) log_eval(evaluate());
+  if (config_.checkpoint.save_final) save();
+  return losses;
+}
+
+}  // namespace shardtune::launch

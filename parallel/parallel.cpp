@@ -1,0 +1,1 @@
+#include "parallel/errors.h"

@@ -1,0 +1,1 @@
+shardtune_add_test(test_io test_io.cpp)

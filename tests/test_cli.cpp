@@ -1,0 +1,131 @@
+// The shardtune executable on bad input: one clear line naming the file/field, exit code 2.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <string>
+
+#include "train_helpers.h"
+
+using namespace shardtune::testing;
+
+namespace {
+
+struct Result {
+  int code = -1;
+  std::string err;
+};
+
+// Runs shardtune with `args`, capturing stderr only.
+Result run(const std::string& args) {
+  const std::string cmd = std::string(SHARDTUNE_BINARY_DIR) + "/launch/shardtune " + args +
+                          " 2>&1 1>/dev/null";
+  Result r;
+  FILE* pipe = popen(cmd.c_str(), "r");
+  std::array<char, 512> buf{};
+  while (fgets(buf.data(), buf.size(), pipe)) r.err += buf.data();
+  const int status = pclose(pipe);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+int count_lines(const std::string& s) {
+  int n = 0;
+  for (char ch : s) n += ch == '\n';
+  return n;
+}
+
+std::string tiny_ini(const std::string& dir, const std::string& data_section) {
+  return "[model]\nvocab_size = 260\nhidden_size = 32\nnum_layers = 1\nnum_heads = 2\n"
+         "intermediate_size = 32\nmax_position_embeddings = 64\n"
+         "[train]\nsteps = 2\nglobal_batch = 2\nmicro_batch = 2\nseq_len = 32\nout_dir = " +
+         dir + "/run\n" + data_section;
+}
+
+void expect_user_error(const Result& r, const std::string& needle) {
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("shardtune: error"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << "missing '" << needle << "' in: " << r.err;
+}
+
+}  // namespace
+
+TEST(Cli, MissingConfigFile) {
+  expect_user_error(run("train --config /nonexistent/x.ini"), "/nonexistent/x.ini: cannot open");
+}
+
+TEST(Cli, UnknownCommandAndOption) {
+  const auto dir = temp_dir("cli_unknown");
+  auto r = run("frobnicate");
+  EXPECT_EQ(r.code, 2);
+  const auto ini = write_file(dir + "/c.ini", tiny_ini(dir, "[train]\nbogus = 1\n"));
+  expect_user_error(run("train --config " + ini), "unknown option 'train.bogus'");
+  const auto ok_ini = write_file(dir + "/ok.ini", tiny_ini(dir, "[data]\nsource = synthetic\n"));
+  expect_user_error(run("train --config " + ok_ini + " --train.nope=3"), "unknown option 'train.nope'");
+}
+
+TEST(Cli, WrongType) {
+  const auto dir = temp_dir("cli_type");
+  const auto ini = write_file(dir + "/c.ini", tiny_ini(dir, "[data]\nsource = synthetic\n") +
+                                                  "[parallel]\nzero = abc\n");
+  expect_user_error(run("train --config " + ini), "parallel.zero");
+}
+
+TEST(Cli, InvalidValueNamesTheField) {
+  const auto dir = temp_dir("cli_value");
+  const auto ini = write_file(dir + "/c.ini", tiny_ini(dir, "[data]\nsource = synthetic\n"));
+  expect_user_error(run("train --config " + ini + " --model.num_heads=3"), "[model] num_heads=3");
+  expect_user_error(run("train --config " + ini + " --train.micro_batch=3"), "[train] micro_batch=3");
+}
+
+TEST(Cli, MissingDataFile) {
+  const auto dir = temp_dir("cli_missing_data");
+  const auto ini = write_file(dir + "/c.ini",
+                              tiny_ini(dir, "[data]\ntrain_file = " + dir + "/none.jsonl\n"));
+  expect_user_error(run("train --config " + ini), dir + "/none.jsonl: cannot open");
+}
+
+TEST(Cli, MalformedJsonlLineIsReportedWithFileAndLine) {
+  const auto dir = temp_dir("cli_bad_jsonl");
+  const auto data = write_file(dir + "/d.jsonl", "{\"text\": \"ok\"}\n{\"text\": oops}\n");
+  const auto ini = write_file(dir + "/c.ini", tiny_ini(dir, "[data]\ntrain_file = " + data + "\n"));
+  expect_user_error(run("train --config " + ini), data + ":2:");
+}
+
+TEST(Cli, EmptyDataset) {
+  const auto dir = temp_dir("cli_empty");
+  const auto data = write_file(dir + "/d.jsonl", "\n\n");
+  const auto ini = write_file(dir + "/c.ini", tiny_ini(dir, "[data]\ntrain_file = " + data + "\n"));
+  expect_user_error(run("train --config " + ini), "no records");
+}
+
+TEST(Cli, TrainSaveInspectEvalGenerate) {
+  const auto dir = temp_dir("cli_roundtrip");
+  const auto ini = write_file(dir + "/c.ini", tiny_ini(dir, "[data]\nsource = synthetic\n"));
+  auto r = run("train --config " + ini);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string ckpt = dir + "/run/checkpoints";
+  const std::string cmd = std::string(SHARDTUNE_BINARY_DIR) + "/launch/shardtune ckpt inspect " + ckpt;
+  FILE* pipe = popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 512> buf{};
+  while (fgets(buf.data(), buf.size(), pipe)) out += buf.data();
+  EXPECT_EQ(pclose(pipe), 0);
+  EXPECT_NE(out.find("step: 2"), std::string::npos) << out;
+  EXPECT_NE(out.find("/model/model.layers.0.self_attn.q_proj.weight"), std::string::npos) << out;
+  EXPECT_NE(out.find("/optimizer/model.norm.weight/exp_avg_sq"), std::string::npos) << out;
+  EXPECT_EQ(run("eval --config " + ini + " --checkpoint.init_from=" + ckpt).code, 0);
+  EXPECT_EQ(run("generate --config " + ini + " --checkpoint.init_from=" + ckpt +
+                " --generate.prompt=hello --generate.max_new_tokens=4").code, 0);
+  // A checkpoint of another architecture is refused with the file named.
+  expect_user_error(run("eval --config " + ini + " --model.hidden_size=64 --checkpoint.init_from=" + ckpt),
+                    "model config differs");
+  // A corrupted (truncated) checkpoint file.
+  const auto file = dir + "/run/checkpoints/step-00000002.h5";
+  std::filesystem::resize_file(file, std::filesystem::file_size(file) / 2);
+  r = run("eval --config " + ini + " --checkpoint.init_from=" + file);
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find(file), std::string::npos) << r.err;
+}

@@ -1,0 +1,58 @@
+// Shared helpers for tests that run the Trainer in-process on a one-rank grid.
+#pragma once
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "launch/config.h"
+#include "launch/trainer.h"
+#include "parallel/local_communicator.h"
+#include "parallel/rank_grid.h"
+
+namespace shardtune::testing {
+
+// A fresh empty directory under the build tree, unique per test name.
+inline std::string temp_dir(const std::string& name) {
+  auto dir = std::filesystem::path(SHARDTUNE_BINARY_DIR) / "test-tmp" / name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir.string();
+}
+
+inline std::string write_file(const std::string& path, const std::string& content) {
+  std::ofstream(path) << content;
+  return path;
+}
+
+// A tiny llama on byte tokens that trains in seconds.
+inline launch::Config tiny_config(const std::string& out_dir) {
+  launch::Config c;
+  c.model.family = "llama";
+  c.model.vocab_size = 260;
+  c.model.hidden_size = 32;
+  c.model.num_layers = 2;
+  c.model.num_heads = 4;
+  c.model.num_kv_heads = 2;
+  c.model.intermediate_size = 64;
+  c.model.max_position_embeddings = 64;
+  c.train.steps = 10;
+  c.train.global_batch = 8;
+  c.train.micro_batch = 4;
+  c.train.seq_len = 48;
+  c.train.lr = 3e-3;
+  c.train.warmup_steps = 2;
+  c.train.log_every = 5;
+  c.train.out_dir = out_dir;
+  c.checkpoint.save_final = false;
+  c.data.source = "synthetic";
+  c.data.synthetic_samples = 64;
+  return c;
+}
+
+inline parallel::RankGrid local_grid() {
+  return parallel::RankGrid::create(std::make_shared<parallel::LocalCommunicator>("world"), 1);
+}
+
+}  // namespace shardtune::testing
