@@ -12,24 +12,35 @@ AdamW::AdamW(std::vector<NamedParameter> params, AdamWOptions options)
   }
 }
 
+void adamw_update(torch::Tensor& p, const torch::Tensor& g, torch::Tensor& m, torch::Tensor& v,
+                  int64_t t, double lr, const AdamWOptions& o, const torch::Tensor& decay_mask) {
+  const double bc1 = 1.0 - std::pow(o.beta1, static_cast<double>(t));
+  const double bc2 = 1.0 - std::pow(o.beta2, static_cast<double>(t));
+  m.mul_(o.beta1).add_(g, 1.0 - o.beta1);
+  v.mul_(o.beta2).addcmul_(g, g, 1.0 - o.beta2);
+  if (o.weight_decay != 0.0) {
+    if (decay_mask.defined()) {
+      // Same float factor as the unmasked branch, so sharded and plain AdamW agree bitwise.
+      const auto decayed = torch::scalar_tensor(1.0 - lr * o.weight_decay, p.options());
+      p.mul_(torch::where(decay_mask, decayed, torch::scalar_tensor(1.0, p.options())));
+    } else {
+      p.mul_(1.0 - lr * o.weight_decay);
+    }
+  }
+  auto denom = (v.sqrt() * (1.0 / std::sqrt(bc2))).add_(o.eps);
+  p.addcdiv_(m, denom, -lr / bc1);
+}
+
 void AdamW::step(double lr) {
   torch::NoGradGuard no_grad;
   ++step_;
-  const double bc1 = 1.0 - std::pow(options_.beta1, static_cast<double>(step_));
-  const double bc2 = 1.0 - std::pow(options_.beta2, static_cast<double>(step_));
-  const double step_size = lr / bc1;
-  const double inv_sqrt_bc2 = 1.0 / std::sqrt(bc2);
   for (size_t i = 0; i < params_.size(); ++i) {
     auto& p = params_[i].param;
     const auto& g = p.grad();
     if (!g.defined()) continue;
-    auto& m = exp_avg_[i];
-    auto& v = exp_avg_sq_[i];
-    m.mul_(options_.beta1).add_(g, 1.0 - options_.beta1);
-    v.mul_(options_.beta2).addcmul_(g, g, 1.0 - options_.beta2);
-    if (options_.weight_decay != 0.0 && p.dim() >= 2) p.mul_(1.0 - lr * options_.weight_decay);
-    auto denom = (v.sqrt() * inv_sqrt_bc2).add_(options_.eps);
-    p.addcdiv_(m, denom, -step_size);
+    AdamWOptions o = options_;
+    if (p.dim() < 2) o.weight_decay = 0.0;  // no decay on norms and biases
+    adamw_update(p, g, exp_avg_[i], exp_avg_sq_[i], step_, lr, o, {});
   }
 }
 
@@ -71,10 +82,14 @@ double grad_norm_squared(const std::vector<NamedParameter>& params) {
   return sq;
 }
 
+double clip_coefficient(double norm, double max_norm) {
+  return (max_norm <= 0.0 || norm <= max_norm) ? 1.0 : max_norm / (norm + 1e-6);
+}
+
 void scale_grads(const std::vector<NamedParameter>& params, double norm, double max_norm) {
-  if (max_norm <= 0.0 || norm <= max_norm) return;
+  const double coef = clip_coefficient(norm, max_norm);
+  if (coef == 1.0) return;
   torch::NoGradGuard no_grad;
-  const double coef = max_norm / (norm + 1e-6);
   for (const auto& p : params) {
     if (p.param.grad().defined()) p.param.mutable_grad().mul_(coef);
   }

@@ -52,6 +52,11 @@ class AdamW {
   int64_t step_ = 0;
 };
 
+// The AdamW update of one tensor at step t (1-based), shared by AdamW and ZeroAdamW.
+// decay_mask: undefined = decay all of p (if weight_decay != 0); else a bool tensor like p.
+void adamw_update(torch::Tensor& p, const torch::Tensor& g, torch::Tensor& m, torch::Tensor& v,
+                  int64_t t, double lr, const AdamWOptions& o, const torch::Tensor& decay_mask);
+
 struct LrSchedule {
   double lr = 1e-3;
   double min_lr = 0.0;
@@ -65,7 +70,10 @@ struct LrSchedule {
 // Sum of squared L2 norms of the gradients held here (undefined grads skipped). Callers reduce it
 // across ranks before taking the root, so the norm is global.
 double grad_norm_squared(const std::vector<NamedParameter>& params);
-// Scales every grad by max_norm / (norm + 1e-6) when norm > max_norm (max_norm <= 0: no clip).
+// The factor that clipping applies: max_norm / (norm + 1e-6) when norm > max_norm, else 1
+// (max_norm <= 0: no clipping).
+double clip_coefficient(double norm, double max_norm);
+// Scales every grad by clip_coefficient(norm, max_norm).
 void scale_grads(const std::vector<NamedParameter>& params, double norm, double max_norm);
 
 }  // namespace shardtune::core

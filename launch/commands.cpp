@@ -178,6 +178,19 @@ int run_cli(int argc, char** argv) {
     if (mpi->rank() == 0) std::cout << kUsage << "\n" << help;
     return 0;
   }
+  // Every rank must run the same configuration: compare a hash of the resolved config with
+  // rank 0's.
+  const std::string resolved = config.to_ini();
+  auto hash = torch::tensor({static_cast<int64_t>(std::hash<std::string>{}(resolved))}, torch::kLong);
+  auto root_hash = hash.clone();
+  world.broadcast(root_hash, 0);
+  rc = agree(world, [&] {
+    require(hash.item<int64_t>() == root_hash.item<int64_t>(),
+            "configuration differs from rank 0's (same config file and command-line options "
+            "are required on every rank)");
+  });
+  if (rc != 0) return rc;
+  // Grid creation is collective (communicator splits), so it gets its own agreement round.
   rc = agree(world, [&] {
     grid.emplace(parallel::RankGrid::create(mpi->world(), config.parallel.tp));
   });
@@ -186,7 +199,7 @@ int run_cli(int argc, char** argv) {
     spdlog::info("shardtune {} | {} | {}", SHARDTUNE_VERSION, mpi->describe(), grid->describe());
     const auto warning = parallel::tp_span_warning(grid->dims(), mpi->node_of_rank());
     if (!warning.empty()) spdlog::warn("{}", warning);
-    std::cout << "# resolved configuration\n" << config.to_ini() << std::flush;
+    std::cout << "# resolved configuration\n" << resolved << std::flush;
   }
   if (command != "train" && config.checkpoint.init_from.empty()) {
     if (mpi->rank() == 0) {

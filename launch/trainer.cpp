@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -89,7 +90,16 @@ Trainer::Trainer(Config config, parallel::RankGrid& grid)
   opt.beta2 = config_.train.beta2;
   opt.eps = config_.train.eps;
   opt.weight_decay = config_.train.weight_decay;
-  optimizer_ = std::make_unique<core::AdamW>(trainable_, opt);
+  const bool zero = config_.parallel.zero == 1;
+  std::vector<torch::Tensor> params;
+  for (auto& p : trainable_) params.push_back(p.param);
+  grad_sync_ = std::make_unique<parallel::GradSync>(
+      params, grid_.dp(), static_cast<int64_t>(config_.parallel.bucket_mb * 1024 * 1024), zero);
+  if (zero) {
+    zero_ = std::make_unique<core::ZeroAdamW>(trainable_, *grad_sync_, grid_.dp(), opt);
+  } else {
+    optimizer_ = std::make_unique<core::AdamW>(trainable_, opt);
+  }
   schedule_ = {config_.train.lr, config_.train.min_lr, config_.train.warmup_steps,
                config_.train.steps};
   sampler_ = std::make_unique<core::DistributedSampler>(
@@ -102,24 +112,20 @@ Trainer::Trainer(Config config, parallel::RankGrid& grid)
     std::filesystem::create_directories(config_.train.out_dir);
     metrics_ = std::make_unique<MetricsWriter>(
         (std::filesystem::path(config_.train.out_dir) / "metrics.jsonl").string());
-    spdlog::info("{} | data: {} train / {} eval examples | {}", strategy_->describe(*model_),
-                 data_.train.size(), data_.eval.size(), grid_.describe());
+    spdlog::info("{} | optimizer state on this rank: {} bytes{} | data: {} train / {} eval "
+                 "examples", strategy_->describe(*model_), optimizer_state_bytes(),
+                 zero ? " (ZeRO-1)" : "", data_.train.size(), data_.eval.size());
   }
 }
 
 Trainer::~Trainer() = default;
 
-void Trainer::sync_gradients() {
-  if (grid_.dims().dp == 1) return;
-  // Gradients are already divided by the global target count, so the sum over ranks is the
-  // gradient of the global-batch mean loss.
-  for (auto& p : trainable_) {
-    auto g = p.param.mutable_grad();
-    if (g.defined()) grid_.dp().all_reduce(g, parallel::ReduceOp::kSum);
-  }
-}
-
 StepResult Trainer::step() {
+  // Test hook (tests/test_cli.cpp): an exception on one rank in the middle of training.
+  if (const char* at = std::getenv("SHARDTUNE_TEST_THROW_AT_STEP");
+      at && std::atoll(at) == steps_done_ + 1) {
+    throw std::runtime_error("test hook SHARDTUNE_TEST_THROW_AT_STEP=" + std::string(at));
+  }
   model_->train();
   const auto indices = sampler_->next();
   const int64_t micro = config_.train.micro_batch;
@@ -142,22 +148,38 @@ StepResult Trainer::step() {
   const double inv = 1.0 / static_cast<double>(global_targets);
 
   double loss_sum = 0.0;
-  for (auto& b : batches) {
+  for (size_t i = 0; i < batches.size(); ++i) {
+    // Only the last micro-batch's backward communicates (DDP's no_sync for the others).
+    grad_sync_->set_sync(i + 1 == batches.size());
+    auto& b = batches[i];
     auto logits = model_->forward(b.input_ids, b.attention_mask);
     auto loss = core::causal_lm_loss(logits, b.labels);
     (loss.sum * inv).backward();
     loss_sum += loss.sum.item<double>();
   }
-  sync_gradients();
+  // Gradients are divided by the global target count, so the sum over DP ranks is the gradient
+  // of the global-batch mean loss.
+  grad_sync_->finish();
   auto loss_t = torch::tensor({loss_sum}, torch::kDouble);
   grid_.dp().all_reduce(loss_t, parallel::ReduceOp::kSum);
 
-  // Gradients are replicated across DP after the sync, so the local norm is the global norm.
-  const double norm = std::sqrt(core::grad_norm_squared(trainable_));
-  core::scale_grads(trainable_, norm, config_.train.grad_clip);
   const double lr = schedule_.at(steps_done_);
-  optimizer_->step(lr);
-  optimizer_->zero_grad();
+  double norm = 0.0;
+  if (zero_) {
+    // Each rank holds a disjoint gradient shard: the global norm sums the shards' squares.
+    auto sq = torch::tensor({zero_->shard_grad_norm_squared()}, torch::kDouble);
+    grid_.dp().all_reduce(sq, parallel::ReduceOp::kSum);
+    norm = std::sqrt(sq.item<double>());
+    const double coef = core::clip_coefficient(norm, config_.train.grad_clip);
+    if (coef != 1.0) zero_->scale_shard_grads(coef);
+    zero_->step(lr);
+  } else {
+    // Gradients are replicated across DP after the all-reduce: the local norm is the global one.
+    norm = std::sqrt(core::grad_norm_squared(trainable_));
+    core::scale_grads(trainable_, norm, config_.train.grad_clip);
+    optimizer_->step(lr);
+  }
+  grad_sync_->zero_grad();
   ++steps_done_;
   return {steps_done_, loss_t.item<double>() * inv, norm, lr, counts[1].item<int64_t>()};
 }
@@ -225,8 +247,20 @@ void Trainer::log_eval(const EvalResult& r) {
                    {"eval_tokens", r.tokens}});
 }
 
+int64_t Trainer::optimizer_state_bytes() const {
+  return zero_ ? zero_->state_bytes() : optimizer_->state_bytes();
+}
+
 std::string Trainer::save() {
   std::string path;
+  // Optimizer state is stored at its global shape whatever the layout: gather ZeRO shards.
+  std::vector<torch::Tensor> exp_avg, exp_avg_sq;
+  if (zero_) {
+    zero_->gather_state(exp_avg, exp_avg_sq);
+  } else {
+    exp_avg = optimizer_->exp_avg();
+    exp_avg_sq = optimizer_->exp_avg_sq();
+  }
   if (grid_.rank() == 0) {
     io::CheckpointInfo info;
     info.shardtune_version = SHARDTUNE_VERSION;
@@ -241,9 +275,8 @@ std::string Trainer::save() {
       tensors.push_back({"/model/" + item.key(), item.value()});
     }
     for (size_t i = 0; i < trainable_.size(); ++i) {
-      tensors.push_back({"/optimizer/" + trainable_[i].name + "/exp_avg", optimizer_->exp_avg()[i]});
-      tensors.push_back(
-          {"/optimizer/" + trainable_[i].name + "/exp_avg_sq", optimizer_->exp_avg_sq()[i]});
+      tensors.push_back({"/optimizer/" + trainable_[i].name + "/exp_avg", exp_avg[i]});
+      tensors.push_back({"/optimizer/" + trainable_[i].name + "/exp_avg_sq", exp_avg_sq[i]});
     }
     path = io::save_checkpoint(config_.checkpoint_dir(), info, tensors, config_.checkpoint.keep_last);
     spdlog::info("checkpoint saved: {}", path);
@@ -255,7 +288,11 @@ std::string Trainer::save() {
 std::vector<double> Trainer::train() {
   std::vector<double> losses;
   const bool has_eval = !data_.eval.empty();
-  if (has_eval) log_eval(evaluate());
+  EvalResult first_eval;
+  if (has_eval) {
+    first_eval = evaluate();
+    log_eval(first_eval);
+  }
   while (steps_done_ < config_.train.steps) {
     const auto t0 = Clock::now();
     const auto r = step();
@@ -270,7 +307,15 @@ std::vector<double> Trainer::train() {
       save();
     }
   }
-  if (has_eval) log_eval(evaluate());
+  if (has_eval) {
+    const auto last_eval = evaluate();
+    log_eval(last_eval);
+    if (grid_.rank() == 0) {
+      spdlog::info("held-out loss {:.4f} -> {:.4f} (ppl {:.2f} -> {:.2f}) over {} steps",
+                   first_eval.loss, last_eval.loss, first_eval.perplexity, last_eval.perplexity,
+                   steps_done_);
+    }
+  }
   if (config_.checkpoint.save_final) save();
   return losses;
 }

@@ -11,9 +11,11 @@
 #include "core/model.h"
 #include "core/optimizer.h"
 #include "core/strategy.h"
+#include "core/zero_optimizer.h"
 #include "io/tokenizer.h"
 #include "launch/config.h"
 #include "launch/data.h"
+#include "parallel/grad_sync.h"
 #include "parallel/rank_grid.h"
 
 namespace shardtune::launch {
@@ -53,11 +55,11 @@ class Trainer {
   const DataSets& data() const { return data_; }
   const io::Tokenizer& tokenizer() const { return *tokenizer_; }
   core::Strategy& strategy() { return *strategy_; }
-  core::AdamW& optimizer() { return *optimizer_; }
+  // Optimizer state bytes held by this rank (1/dp of the full state under ZeRO-1).
+  int64_t optimizer_state_bytes() const;
   int64_t steps_done() const { return steps_done_; }
 
  private:
-  void sync_gradients();
   void log_step(const StepResult& r, double step_seconds);
   void log_eval(const EvalResult& r);
 
@@ -69,6 +71,8 @@ class Trainer {
   std::unique_ptr<core::Strategy> strategy_;
   std::vector<core::NamedParameter> trainable_;
   std::unique_ptr<core::AdamW> optimizer_;
+  std::unique_ptr<parallel::GradSync> grad_sync_;
+  std::unique_ptr<core::ZeroAdamW> zero_;  // [parallel] zero=1 (then optimizer_ is null)
   core::LrSchedule schedule_;
   std::unique_ptr<core::DistributedSampler> sampler_;
   std::unique_ptr<MetricsWriter> metrics_;

@@ -251,9 +251,10 @@ WorkPtr MpiCommunicator::all_reduce_async(torch::Tensor& t, ReduceOp op) {
   }
   auto [buffer, target] = stage_output(t, wire, /*copy_in=*/true);
   MPI_Request request = MPI_REQUEST_NULL;
-  SHARDTUNE_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buffer.data_ptr(), checked_count(t.numel(), "all_reduce"),
-                                     type, mpi_op(op), comm_, &request),
-                      describe("all_reduce", to_string(op)));
+  const int count = checked_count(t.numel(), "all_reduce");
+  SHARDTUNE_MPI_CHECK(
+      MPI_Iallreduce(MPI_IN_PLACE, buffer.data_ptr(), count, type, mpi_op(op), comm_, &request),
+      describe("all_reduce", to_string(op)));
   return std::make_shared<MpiWork>(request, describe("all_reduce", to_string(op)),
                                    std::move(buffer), std::move(target), torch::Tensor(),
                                    op == ReduceOp::kAvg ? size() : 1);
@@ -314,8 +315,8 @@ WorkPtr MpiCommunicator::broadcast_async(torch::Tensor& t, int root) {
   // Only the root's content is sent; elsewhere a staging buffer's old content is irrelevant.
   auto [buffer, target] = stage_output(t, t.scalar_type(), /*copy_in=*/rank() == root);
   MPI_Request request = MPI_REQUEST_NULL;
-  SHARDTUNE_MPI_CHECK(MPI_Ibcast(buffer.data_ptr(), checked_count(t.numel() * per_element, "broadcast"), type,
-                                 root, comm_, &request),
+  const int count = checked_count(t.numel() * per_element, "broadcast");
+  SHARDTUNE_MPI_CHECK(MPI_Ibcast(buffer.data_ptr(), count, type, root, comm_, &request),
                       describe("broadcast", "root " + std::to_string(root)));
   return std::make_shared<MpiWork>(request, describe("broadcast", "root " + std::to_string(root)),
                                    std::move(buffer), std::move(target), torch::Tensor(), 1);

@@ -130,7 +130,9 @@ RankGrid::RankGrid(std::shared_ptr<Communicator> world, int tp, const SplitFn& s
   coord_ = coord_of(world_->rank(), dims_);
 
   auto make_axis = [&](const char* label, int axis_size, int color, int key) {
-    if (axis_size == 1) return std::shared_ptr<Communicator>(std::make_shared<LocalCommunicator>(label));
+    if (axis_size == 1) {
+      return std::shared_ptr<Communicator>(std::make_shared<LocalCommunicator>(label));
+    }
     std::shared_ptr<Communicator> comm = split(color, key, label);
     if (!comm || comm->size() != axis_size || comm->rank() != key) {
       throw CommunicationError(

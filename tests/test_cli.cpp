@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <string>
 
@@ -39,7 +40,7 @@ int count_lines(const std::string& s) {
 std::string tiny_ini(const std::string& dir, const std::string& data_section) {
   return "[model]\nvocab_size = 260\nhidden_size = 32\nnum_layers = 1\nnum_heads = 2\n"
          "intermediate_size = 32\nmax_position_embeddings = 64\n"
-         "[train]\nsteps = 2\nglobal_batch = 2\nmicro_batch = 2\nseq_len = 32\nout_dir = " +
+         "[train]\nsteps = 2\nglobal_batch = 2\nmicro_batch = 1\nseq_len = 32\nout_dir = " +
          dir + "/run\n" + data_section;
 }
 
@@ -128,4 +129,81 @@ TEST(Cli, TrainSaveInspectEvalGenerate) {
   r = run("eval --config " + ini + " --checkpoint.init_from=" + file);
   EXPECT_EQ(r.code, 2) << r.err;
   EXPECT_NE(r.err.find(file), std::string::npos) << r.err;
+}
+
+// ---- multi-rank failure behaviour (mpiexec launched from the test) -----------------------------
+
+namespace {
+// mpiexec with the flags a small CI machine needs; `apps` is one or more app contexts.
+Result run_mpi(const std::string& apps) {
+  const std::string cmd = std::string("timeout 120 ") + SHARDTUNE_MPIEXEC +
+                          " --allow-run-as-root --oversubscribe --bind-to none " + apps +
+                          " 2>&1 1>/dev/null";
+  Result r;
+  FILE* pipe = popen(cmd.c_str(), "r");
+  std::array<char, 512> buf{};
+  while (fgets(buf.data(), buf.size(), pipe)) r.err += buf.data();
+  const int status = pclose(pipe);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+int count(const std::string& s, const std::string& needle) {
+  int n = 0;
+  for (size_t p = s.find(needle); p != std::string::npos; p = s.find(needle, p + 1)) ++n;
+  return n;
+}
+
+const std::string kBin = std::string(SHARDTUNE_BINARY_DIR) + "/launch/shardtune";
+}  // namespace
+
+TEST(CliMpi, BadFileOnOneRankEndsAllRanksWithOneMessage) {
+  // Same config on both ranks (relative data path), different working directories: rank 1 reads a
+  // malformed file.
+  const auto dir = temp_dir("mpi_bad_file");
+  std::filesystem::create_directories(dir + "/a");
+  std::filesystem::create_directories(dir + "/b");
+  write_file(dir + "/a/d.jsonl", "{\"text\": \"hello world\"}\n{\"text\": \"again\"}\n");
+  write_file(dir + "/b/d.jsonl", "{\"text\": \"hello world\"}\n{\"text\": broken\n");
+  const auto ini = write_file(dir + "/c.ini", tiny_ini(dir, "[data]\ntrain_file = d.jsonl\n"));
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = run_mpi("-np 1 --wdir " + dir + "/a " + kBin + " train --config " + ini + " : -np 1 --wdir " +
+                   dir + "/b " + kBin + " train --config " + ini);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(count(r.err, "shardtune: error"), 1) << r.err;
+  EXPECT_NE(r.err.find("on rank 1"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("d.jsonl:2:"), std::string::npos) << r.err;
+  EXPECT_LT(s, 60.0);
+}
+
+TEST(CliMpi, ConfigMismatchBetweenRanksIsDetectedAtStart) {
+  const auto dir = temp_dir("mpi_mismatch");
+  const auto ini = write_file(dir + "/c.ini", tiny_ini(dir, "[data]\nsource = synthetic\n"));
+  auto r = run_mpi("-np 1 " + kBin + " train --config " + ini + " : -np 1 " + kBin +
+                   " train --config " + ini + " --train.lr=0.5");
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(count(r.err, "shardtune: error"), 1) << r.err;
+  EXPECT_NE(r.err.find("configuration differs"), std::string::npos) << r.err;
+}
+
+TEST(CliMpi, ExceptionDuringTrainingOnOneRankEndsTheJob) {
+  const auto dir = temp_dir("mpi_throw");
+  const auto ini = write_file(dir + "/c.ini", tiny_ini(dir, "[data]\nsource = synthetic\n"));
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = run_mpi("-np 1 " + kBin + " train --config " + ini + " : -np 1 -x SHARDTUNE_TEST_THROW_AT_STEP=2 " +
+                   kBin + " train --config " + ini);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(r.code, 0) << r.err;
+  EXPECT_NE(r.code, 124) << "timed out: a rank hung";
+  EXPECT_NE(r.err.find("error on rank 1"), std::string::npos) << r.err;
+  EXPECT_LT(s, 60.0);
+}
+
+TEST(CliMpi, TwoRankTrainingRuns) {
+  const auto dir = temp_dir("mpi_train");
+  const auto ini = write_file(dir + "/c.ini", tiny_ini(dir, "[data]\nsource = synthetic\n"));
+  auto r = run_mpi("-np 2 " + kBin + " train --config " + ini + " --parallel.zero=1");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(std::filesystem::exists(dir + "/run/checkpoints/latest"));
 }

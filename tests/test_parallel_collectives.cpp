@@ -114,9 +114,10 @@ TEST_F(Collectives, AllReduceZeroDimAndLargeValues) {
   world_->all_reduce(scalar);
   EXPECT_EQ(scalar.item<double>(), static_cast<double>(triangle()));
   // int64 beyond 2^32 stays exact.
-  torch::Tensor big = torch::full({3}, static_cast<int64_t>((r_ + 1) * 1000000000000LL), torch::kLong);
+  const int64_t trillion = 1000000000000LL;
+  torch::Tensor big = torch::full({3}, (r_ + 1) * trillion, torch::kLong);
   world_->all_reduce(big, ReduceOp::kSum);
-  EXPECT_EQ(big[0].item<int64_t>(), triangle() * 1000000000000LL);
+  EXPECT_EQ(big[0].item<int64_t>(), triangle() * trillion);
 }
 
 TEST_F(Collectives, EmptyTensorsWorkInEveryCollective) {
@@ -165,7 +166,8 @@ TEST_F(Collectives, AllGatherNonContiguousInAndOut) {
       [&] {
         std::vector<torch::Tensor> pieces;
         for (int i = 0; i < n_; ++i) {
-          pieces.push_back((torch::arange(6, torch::kFloat).view({2, 3}) + 100 * i).t().reshape(-1));
+          torch::Tensor piece = torch::arange(6, torch::kFloat).view({2, 3}) + 100 * i;
+          pieces.push_back(piece.t().reshape(-1));
         }
         return pieces;
       }());
