@@ -207,3 +207,20 @@ TEST(CliMpi, TwoRankTrainingRuns) {
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(std::filesystem::exists(dir + "/run/checkpoints/latest"));
 }
+
+TEST(CliMpi, DemoStagesRunOnTwoRanks) {
+  // scripts/demo.sh's two training stages and generation with mpirun -np 2, shortened.
+  const auto dir = temp_dir("mpi_demo");
+  const std::string src = SHARDTUNE_SOURCE_DIR;
+  const std::string common = " --train.steps=3 --data.max_eval_samples=16 --checkpoint.keep_last=1";
+  auto r = run_mpi("-np 2 " + kBin + " train --config " + src + "/examples/wordnet/pretrain.ini" +
+                   common + " --train.out_dir=" + dir + "/pre");
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = run_mpi("-np 2 " + kBin + " train --config " + src + "/examples/wordnet/finetune.ini" + common +
+              " --train.out_dir=" + dir + "/ft --checkpoint.init_from=" + dir + "/pre/checkpoints");
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = run_mpi("-np 2 " + kBin + " generate --config " + src + "/examples/wordnet/finetune.ini" +
+              " --generate.max_new_tokens=8 --data.max_eval_samples=16 --checkpoint.init_from=" + dir +
+              "/ft/checkpoints");
+  EXPECT_EQ(r.code, 0) << r.err;
+}
