@@ -212,7 +212,7 @@ TEST(CliMpi, DemoStagesRunOnTwoRanks) {
   // scripts/demo.sh's two training stages and generation with mpirun -np 2, shortened.
   const auto dir = temp_dir("mpi_demo");
   const std::string src = SHARDTUNE_SOURCE_DIR;
-  const std::string common = " --train.steps=3 --data.max_eval_samples=16 --checkpoint.keep_last=1";
+  const std::string common = " --train.steps=3 --train.warmup_steps=1 --data.max_eval_samples=16 --checkpoint.keep_last=1";
   auto r = run_mpi("-np 2 " + kBin + " train --config " + src + "/examples/wordnet/pretrain.ini" +
                    common + " --train.out_dir=" + dir + "/pre");
   ASSERT_EQ(r.code, 0) << r.err;
