@@ -20,11 +20,13 @@ run() {
     "$BIN" "$@"
   fi
 }
+# Hide the resolved-configuration dump (INI lines); keep the progress and result lines.
+quiet_config() { grep -vE '^[a-z_]+ = |^\[[a-z._]+\]$|^$|^# resolved' || true; }
 rm -rf runs/wordnet-pretrain runs/wordnet-define
 echo "== 1/3 pretrain on WordNet glosses"
-run train --config examples/wordnet/pretrain.ini "$@" | grep -v '^[a-z_]* = \|^\[\|^$\|^#'
+run train --config examples/wordnet/pretrain.ini "$@" | quiet_config
 echo "== 2/3 fine-tune on define: WORD -> definition"
-run train --config examples/wordnet/finetune.ini "$@" | grep -v '^[a-z_]* = \|^\[\|^$\|^#'
+run train --config examples/wordnet/finetune.ini "$@" | quiet_config
 echo "== 3/3 definitions of held-out words (greedy)"
 run generate --config examples/wordnet/finetune.ini \
-  --checkpoint.init_from=runs/wordnet-define/checkpoints | grep -v '^[a-z_]* = \|^\[\|^$\|^#'
+  --checkpoint.init_from=runs/wordnet-define/checkpoints | quiet_config

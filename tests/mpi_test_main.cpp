@@ -4,6 +4,7 @@
 #include <mpi.h>
 
 #include <cstdio>
+#include <string>
 
 namespace shardtune::testing {
 
@@ -34,6 +35,14 @@ int main(int argc, char** argv) {
   int failed = 1;
   {
     shardtune::launch::MpiRuntime runtime(&argc, &argv);
+    if (argc > 1 && std::string(argv[1]) == "--abort-test") {
+      // ctest's abort check: rank 1 fails while the others wait in a barrier it never enters;
+      // launch::abort_all must end them all with its code (3), not leave them hanging.
+      if (runtime.rank() == 1) shardtune::launch::abort_all(3);
+      MPI_Barrier(MPI_COMM_WORLD);
+      std::printf("[mpi] barrier returned: abort_all did not end the job\n");
+      return 0;
+    }
     shardtune::testing::g_runtime = &runtime;
     ::testing::InitGoogleTest(&argc, argv);
     if (runtime.rank() != 0) {

@@ -15,7 +15,7 @@ shardtune_add_test(test_parallel test_parallel_grid.cpp test_parallel_local.cpp
 # is made here without gtest_main; shardtune_add_mpi_test then only adds the np=2 and np=4 runs.
 # It links only the parallel library (plus bootstrap.cpp), so it builds while other folders are
 # mid-edit.
-add_executable(test_parallel_collectives test_parallel_collectives.cpp
+add_executable(test_parallel_collectives test_parallel_collectives.cpp mpi_test_main.cpp
                ${PROJECT_SOURCE_DIR}/launch/bootstrap.cpp)
 target_link_libraries(test_parallel_collectives PRIVATE shardtune_parallel GTest::gtest)
 shardtune_use_torch(test_parallel_collectives)

@@ -18,10 +18,8 @@ struct Result {
   std::string err;
 };
 
-// Runs shardtune with `args`, capturing stderr only.
-Result run(const std::string& args) {
-  const std::string cmd = std::string(SHARDTUNE_BINARY_DIR) + "/launch/shardtune " + args +
-                          " 2>&1 1>/dev/null";
+// Runs a shell command, capturing what it prints (callers redirect) and its exit code.
+Result capture(const std::string& cmd) {
   Result r;
   FILE* pipe = popen(cmd.c_str(), "r");
   std::array<char, 512> buf{};
@@ -29,6 +27,11 @@ Result run(const std::string& args) {
   const int status = pclose(pipe);
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+// Runs shardtune with `args`, capturing stderr only.
+Result run(const std::string& args) {
+  return capture(std::string(SHARDTUNE_BINARY_DIR) + "/launch/shardtune " + args + " 2>&1 1>/dev/null");
 }
 
 int count_lines(const std::string& s) {
@@ -108,12 +111,9 @@ TEST(Cli, TrainSaveInspectEvalGenerate) {
   auto r = run("train --config " + ini);
   ASSERT_EQ(r.code, 0) << r.err;
   const std::string ckpt = dir + "/run/checkpoints";
-  const std::string cmd = std::string(SHARDTUNE_BINARY_DIR) + "/launch/shardtune ckpt inspect " + ckpt;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 512> buf{};
-  while (fgets(buf.data(), buf.size(), pipe)) out += buf.data();
-  EXPECT_EQ(pclose(pipe), 0);
+  const auto inspect = capture(std::string(SHARDTUNE_BINARY_DIR) + "/launch/shardtune ckpt inspect " + ckpt);
+  EXPECT_EQ(inspect.code, 0);
+  const std::string& out = inspect.err;
   EXPECT_NE(out.find("step: 2"), std::string::npos) << out;
   EXPECT_NE(out.find("/model/model.layers.0.self_attn.q_proj.weight"), std::string::npos) << out;
   EXPECT_NE(out.find("/optimizer/model.norm.weight/exp_avg_sq"), std::string::npos) << out;
@@ -136,16 +136,8 @@ TEST(Cli, TrainSaveInspectEvalGenerate) {
 namespace {
 // mpiexec with the flags a small CI machine needs; `apps` is one or more app contexts.
 Result run_mpi(const std::string& apps) {
-  const std::string cmd = std::string("timeout 120 ") + SHARDTUNE_MPIEXEC +
-                          " --allow-run-as-root --oversubscribe --bind-to none " + apps +
-                          " 2>&1 1>/dev/null";
-  Result r;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  std::array<char, 512> buf{};
-  while (fgets(buf.data(), buf.size(), pipe)) r.err += buf.data();
-  const int status = pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return capture(std::string("timeout 120 ") + SHARDTUNE_MPIEXEC +
+                 " --allow-run-as-root --oversubscribe --bind-to none " + apps + " 2>&1 1>/dev/null");
 }
 
 int count(const std::string& s, const std::string& needle) {

@@ -22,17 +22,6 @@ parallel::RankGrid world_grid(int tp = 1) {
   return parallel::RankGrid::create(mpi_runtime().world(), tp);
 }
 
-// Every parameter tensor within 1e-5 of the reference, relative to the tensor's largest value.
-void expect_parameters_close(core::CausalLMImpl& model, core::CausalLMImpl& reference) {
-  auto ref_params = reference.named_parameters();
-  for (auto& item : model.named_parameters()) {
-    const auto& r = ref_params[item.key()];
-    const double err = (item.value() - r).abs().max().item<double>();
-    const double scale = r.abs().max().item<double>();
-    EXPECT_LE(err, 1e-5 * scale + 1e-7) << item.key();
-  }
-}
-
 // Trains `c` on the DP grid of the whole world and, on every rank, the same config on one rank;
 // losses and final parameters must agree to 1e-5 relative (fp32; only the summation order of the
 // gradient all-reduce differs).

@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include "launch/bootstrap.h"
+#include "mpi_test_main.h"
 #include "parallel/mpi_communicator.h"
 #include "parallel/rank_grid.h"
 #ifdef SHARDTUNE_HAVE_NCCL
@@ -17,12 +18,11 @@
 namespace shardtune::parallel {
 namespace {
 
-launch::MpiRuntime* g_runtime = nullptr;
 
 class Collectives : public ::testing::Test {
  protected:
   void SetUp() override {
-    world_ = g_runtime->world();
+    world_ = shardtune::testing::mpi_runtime().world();
     r_ = world_->rank();
     n_ = world_->size();
   }
@@ -361,16 +361,16 @@ TEST_F(Collectives, RankGridOverMpiMatchesTheGridMath) {
 }
 
 TEST_F(Collectives, RuntimeDescribesOneNode) {
-  EXPECT_EQ(g_runtime->rank(), r_);
-  EXPECT_EQ(g_runtime->world_size(), n_);
-  EXPECT_EQ(g_runtime->local_size(), n_);  // ctest runs every rank on this machine
-  EXPECT_EQ(g_runtime->local_rank(), r_);
-  EXPECT_EQ(g_runtime->num_nodes(), 1);
-  EXPECT_EQ(g_runtime->node_of_rank(), std::vector<int>(n_, 0));
-  EXPECT_GE(g_runtime->threads(), 1);
-  EXPECT_GE(static_cast<int>(g_runtime->provided()),
+  EXPECT_EQ(shardtune::testing::mpi_runtime().rank(), r_);
+  EXPECT_EQ(shardtune::testing::mpi_runtime().world_size(), n_);
+  EXPECT_EQ(shardtune::testing::mpi_runtime().local_size(), n_);  // ctest runs every rank on this machine
+  EXPECT_EQ(shardtune::testing::mpi_runtime().local_rank(), r_);
+  EXPECT_EQ(shardtune::testing::mpi_runtime().num_nodes(), 1);
+  EXPECT_EQ(shardtune::testing::mpi_runtime().node_of_rank(), std::vector<int>(n_, 0));
+  EXPECT_GE(shardtune::testing::mpi_runtime().threads(), 1);
+  EXPECT_GE(static_cast<int>(shardtune::testing::mpi_runtime().provided()),
             static_cast<int>(launch::ThreadLevel::kSerialized));
-  EXPECT_EQ(tp_span_warning(make_dims(n_, n_), g_runtime->node_of_rank()), "");
+  EXPECT_EQ(tp_span_warning(make_dims(n_, n_), shardtune::testing::mpi_runtime().node_of_rank()), "");
 }
 
 TEST_F(Collectives, NcclCommunicatorOnGpus) {
@@ -379,9 +379,9 @@ TEST_F(Collectives, NcclCommunicatorOnGpus) {
 #else
   // Same decision on every rank (collective construction below).
   const bool usable = torch::cuda::is_available() &&
-                      static_cast<int>(torch::cuda::device_count()) >= g_runtime->local_size();
+                      static_cast<int>(torch::cuda::device_count()) >= shardtune::testing::mpi_runtime().local_size();
   if (!usable) GTEST_SKIP() << "needs one CUDA device per local rank";
-  NcclCommunicator nccl(world_, g_runtime->local_rank(), "world");
+  NcclCommunicator nccl(world_, shardtune::testing::mpi_runtime().local_rank(), "world");
   const auto opts = torch::TensorOptions().device(torch::kCUDA, nccl.device());
   torch::Tensor t = torch::full({1 << 20}, r_ + 1, opts);
   nccl.all_reduce(t, ReduceOp::kSum);
@@ -419,51 +419,6 @@ TEST_F(Collectives, NcclCommunicatorOnGpus) {
 #endif
 }
 
-// On ranks other than 0: print failures only, tagged with the rank.
-class RankFailurePrinter : public ::testing::EmptyTestEventListener {
- public:
-  explicit RankFailurePrinter(int rank) : rank_(rank) {}
-  void OnTestPartResult(const ::testing::TestPartResult& result) override {
-    if (!result.failed()) return;
-    std::fprintf(stderr, "[rank %d] %s:%d: failure\n%s\n", rank_,
-                 result.file_name() ? result.file_name() : "?", result.line_number(),
-                 result.summary());
-  }
-
- private:
-  int rank_;
-};
-
 }  // namespace
 }  // namespace shardtune::parallel
 
-int main(int argc, char** argv) {
-  int failed = 1;
-  {
-    shardtune::launch::MpiRuntime runtime(&argc, &argv);
-    if (argc > 1 && std::string(argv[1]) == "--abort-test") {
-      // ctest's abort check: rank 1 fails while the others wait in a barrier it never enters;
-      // abort_all must end them all (the test passes on mpiexec's MPI_ABORT report, not a hang).
-      if (runtime.rank() == 1) shardtune::launch::abort_all(3);
-      MPI_Barrier(MPI_COMM_WORLD);
-      std::printf("[mpi] barrier returned: abort_all did not end the job\n");
-      return 0;
-    }
-    shardtune::parallel::g_runtime = &runtime;
-    ::testing::InitGoogleTest(&argc, argv);
-    if (runtime.rank() != 0) {
-      auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-      delete listeners.Release(listeners.default_result_printer());
-      listeners.Append(new shardtune::parallel::RankFailurePrinter(runtime.rank()));
-    }
-    if (runtime.rank() == 0) std::printf("[mpi] %s\n", runtime.describe().c_str());
-    const int local = RUN_ALL_TESTS();
-    // Every rank exits with the job's verdict, so mpiexec reports a failure on any rank.
-    MPI_Allreduce(&local, &failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    if (runtime.rank() == 0 && failed && !local) {
-      std::printf("[mpi] FAILED on another rank (its failures are printed above, tagged)\n");
-    }
-    shardtune::parallel::g_runtime = nullptr;
-  }
-  return failed;
-}

@@ -67,10 +67,7 @@ TEST(Train, GradientAccumulationEqualsOneLargeBatch) {
   const auto b = accum.train();
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-5 * std::abs(a[i])) << i;
-  for (auto& item : big.model().named_parameters()) {
-    auto other = accum.model().named_parameters()[item.key()];
-    EXPECT_TRUE(torch::allclose(item.value(), other, 1e-5, 1e-6)) << item.key();
-  }
+  expect_parameters_close(accum.model(), big.model());
 }
 
 // Per-step losses of a fixed tiny run on WordNet glosses, checked in. Regenerate (after an

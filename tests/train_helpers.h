@@ -6,6 +6,8 @@
 #include <memory>
 #include <string>
 
+#include <gtest/gtest.h>
+
 #include "launch/config.h"
 #include "launch/trainer.h"
 #include "parallel/local_communicator.h"
@@ -53,6 +55,18 @@ inline launch::Config tiny_config(const std::string& out_dir) {
 
 inline parallel::RankGrid local_grid() {
   return parallel::RankGrid::create(std::make_shared<parallel::LocalCommunicator>("world"), 1);
+}
+
+// Every parameter tensor within 1e-5 of the reference, relative to the tensor's largest value
+// (fp32; the two runs differ only in summation order).
+inline void expect_parameters_close(core::CausalLMImpl& model, core::CausalLMImpl& reference) {
+  auto ref_params = reference.named_parameters();
+  for (auto& item : model.named_parameters()) {
+    const auto& r = ref_params[item.key()];
+    const double err = (item.value() - r).abs().max().item<double>();
+    const double scale = r.abs().max().item<double>();
+    EXPECT_LE(err, 1e-5 * scale + 1e-7) << item.key();
+  }
 }
 
 }  // namespace shardtune::testing
