@@ -1,5 +1,7 @@
 #include "parallel/mpi_communicator.h"
 
+#include <cstdlib>
+
 #include <ATen/MemoryOverlap.h>
 
 #include <climits>
@@ -240,6 +242,17 @@ int MpiCommunicator::checked_count(int64_t count, const char* op_name) const {
   return static_cast<int>(count);
 }
 
+bool MpiCommunicator::eager(int64_t bytes) const {
+  // Open MPI 4.1's non-blocking reductions (libnbc) measured 4.4x slower than the blocking ones
+  // for 25 MiB buckets on 2 ranks (docs/benchmarks-comm.md), and without a progress thread they
+  // barely overlap anyway, so large reductions run blocking at call time.
+  static const bool force_nonblocking = [] {
+    const char* v = std::getenv("SHARDTUNE_MPI_NONBLOCKING");
+    return v != nullptr && std::string(v) == "1";
+  }();
+  return !force_nonblocking && bytes >= kEagerReduceBytes;
+}
+
 WorkPtr MpiCommunicator::all_reduce_async(torch::Tensor& t, ReduceOp op) {
   check_cpu(t, "all_reduce");
   check_avg_dtype(t, op, "all_reduce");
@@ -252,12 +265,17 @@ WorkPtr MpiCommunicator::all_reduce_async(torch::Tensor& t, ReduceOp op) {
   auto [buffer, target] = stage_output(t, wire, /*copy_in=*/true);
   MPI_Request request = MPI_REQUEST_NULL;
   const int count = checked_count(t.numel(), "all_reduce");
+  const bool blocking = eager(static_cast<int64_t>(buffer.numel()) * buffer.element_size());
   SHARDTUNE_MPI_CHECK(
-      MPI_Iallreduce(MPI_IN_PLACE, buffer.data_ptr(), count, type, mpi_op(op), comm_, &request),
+      blocking ? MPI_Allreduce(MPI_IN_PLACE, buffer.data_ptr(), count, type, mpi_op(op), comm_)
+               : MPI_Iallreduce(MPI_IN_PLACE, buffer.data_ptr(), count, type, mpi_op(op), comm_,
+                                &request),
       describe("all_reduce", to_string(op)));
-  return std::make_shared<MpiWork>(request, describe("all_reduce", to_string(op)),
-                                   std::move(buffer), std::move(target), torch::Tensor(),
-                                   op == ReduceOp::kAvg ? size() : 1);
+  auto work = std::make_shared<MpiWork>(request, describe("all_reduce", to_string(op)),
+                                        std::move(buffer), std::move(target), torch::Tensor(),
+                                        op == ReduceOp::kAvg ? size() : 1);
+  if (blocking) work->wait();  // a null request: only the divide / copy-back remain
+  return work;
 }
 
 WorkPtr MpiCommunicator::all_gather_async(torch::Tensor& out, const torch::Tensor& in) {
@@ -298,14 +316,19 @@ WorkPtr MpiCommunicator::reduce_scatter_async(torch::Tensor& out, const torch::T
   auto [buffer, target] = stage_output(out, wire, /*copy_in=*/false);
   torch::Tensor send = stage_input(in, wire, buffer);
   MPI_Request request = MPI_REQUEST_NULL;
+  const int count = checked_count(out.numel(), "reduce_scatter");
+  const bool blocking = eager(static_cast<int64_t>(send.numel()) * send.element_size());
   SHARDTUNE_MPI_CHECK(
-      MPI_Ireduce_scatter_block(send.data_ptr(), buffer.data_ptr(),
-                                checked_count(out.numel(), "reduce_scatter"),
-                                type, mpi_op(op), comm_, &request),
+      blocking ? MPI_Reduce_scatter_block(send.data_ptr(), buffer.data_ptr(), count, type,
+                                          mpi_op(op), comm_)
+               : MPI_Ireduce_scatter_block(send.data_ptr(), buffer.data_ptr(), count, type,
+                                           mpi_op(op), comm_, &request),
       describe("reduce_scatter", to_string(op)));
-  return std::make_shared<MpiWork>(request, describe("reduce_scatter", to_string(op)),
-                                   std::move(buffer), std::move(target), std::move(send),
-                                   op == ReduceOp::kAvg ? size() : 1);
+  auto work = std::make_shared<MpiWork>(request, describe("reduce_scatter", to_string(op)),
+                                        std::move(buffer), std::move(target), std::move(send),
+                                        op == ReduceOp::kAvg ? size() : 1);
+  if (blocking) work->wait();
+  return work;
 }
 
 WorkPtr MpiCommunicator::broadcast_async(torch::Tensor& t, int root) {

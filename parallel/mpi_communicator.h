@@ -53,6 +53,12 @@ class MpiCommunicator final : public Communicator {
 
   std::string backend() const override { return "mpi"; }
 
+  // All-reduces and reduce-scatters of at least this many bytes run as blocking MPI calls inside
+  // the *_async call, which then returns completed Work: Open MPI 4.1's non-blocking reductions
+  // measured 4.4x slower for 25 MiB buckets (docs/benchmarks-comm.md). SHARDTUNE_MPI_NONBLOCKING=1
+  // in the environment keeps every collective non-blocking.
+  static constexpr int64_t kEagerReduceBytes = 1 << 20;
+
   WorkPtr all_reduce_async(torch::Tensor& t, ReduceOp op) override;
   WorkPtr all_gather_async(torch::Tensor& out, const torch::Tensor& in) override;
   WorkPtr reduce_scatter_async(torch::Tensor& out, const torch::Tensor& in, ReduceOp op) override;
@@ -65,6 +71,7 @@ class MpiCommunicator final : public Communicator {
   MpiCommunicator(MPI_Comm owned, std::string label, Adopt);
   void check_cpu(const torch::Tensor& t, const char* op_name) const;
   int checked_count(int64_t count, const char* op_name) const;
+  bool eager(int64_t bytes) const;
 
   MPI_Comm comm_ = MPI_COMM_NULL;
 };

@@ -144,3 +144,25 @@ TEST(Zero1, EqualsPlainDataParallelWithShardedState) {
   EXPECT_LE(sharded, full / world + 8 * world * 64);
   EXPECT_GE(sharded, full / world);
 }
+
+TEST(MpiEager, LargeReductionsTakeTheBlockingPathAndAreCorrect) {
+  // Above kEagerReduceBytes the MPI backend reduces with blocking calls; results must be the same
+  // closed forms, in place, also for non-contiguous tensors and kAvg.
+  auto& world = *mpi_runtime().world();
+  const int n = world.size();
+  const double r = world.rank() + 1, total = n * (n + 1) / 2.0;
+  const int64_t big = parallel::MpiCommunicator::kEagerReduceBytes / 4 * 2;  // 2x the threshold
+  auto t = torch::full({big}, r);
+  auto work = world.all_reduce_async(t, parallel::ReduceOp::kSum);
+  EXPECT_TRUE(work->is_completed());
+  work->wait();
+  EXPECT_TRUE(torch::equal(t, torch::full({big}, total)));
+  auto m = torch::full({1024, big / 1024}, r).t();  // non-contiguous view
+  world.all_reduce(m, parallel::ReduceOp::kAvg);
+  EXPECT_TRUE(torch::allclose(m, torch::full_like(m, total / n)));
+  auto in = torch::arange(big * n, torch::kFloat) * r;
+  auto out = torch::empty({big});
+  world.reduce_scatter(out, in, parallel::ReduceOp::kSum);
+  auto expected = torch::arange(world.rank() * big, (world.rank() + 1) * big, torch::kFloat) * total;
+  EXPECT_TRUE(torch::allclose(out, expected));
+}
