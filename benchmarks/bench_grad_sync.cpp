@@ -44,6 +44,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_config.h"
 #include "core/model.h"
 #include "core/model_config.h"
 #include "launch/bootstrap.h"
@@ -312,23 +313,9 @@ int main(int argc, char** argv) {
   launch::MpiRuntime mpi(&argc, &argv);
   try {
     spdlog::set_level(spdlog::level::warn);  // the Trainers' startup lines would drown the JSON
-    launch::Config c;
-    c.model.family = "llama";
-    c.model.vocab_size = 8192;
-    c.model.hidden_size = 512;
-    c.model.num_layers = 8;
-    c.model.num_heads = 8;
-    c.model.intermediate_size = 1376;
-    c.model.max_position_embeddings = 256;
-    c.train.seq_len = 128;
-    c.train.micro_batch = 4;
+    launch::Config c = bench::llama30m_config("runs/bench_grad_sync", /*seq_len=*/128,
+                                              /*micro_batch=*/4);
     c.train.steps = 1000;  // only sets the LR schedule's length; steps are called one by one
-    c.train.lr = 1e-4;
-    c.train.out_dir = "runs/bench_grad_sync";
-    c.data.source = "synthetic";
-    c.data.synthetic_samples = 512;
-    c.data.max_eval_samples = 0;
-    c.checkpoint.save_final = false;
     BenchOptions o;
     std::vector<std::string> args;
     for (int i = 1; i < argc; ++i) {

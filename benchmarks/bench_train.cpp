@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_config.h"
 #include "core/model_config.h"
 #include "launch/bootstrap.h"
 #include "launch/config.h"
@@ -37,24 +38,9 @@ double gemm_gflops(int64_t n, int reps) {
 
 int main(int argc, char** argv) {
   launch::MpiRuntime mpi(&argc, &argv);
-  launch::Config c;
-  c.model.family = "llama";
-  c.model.vocab_size = 8192;
-  c.model.hidden_size = 512;
-  c.model.num_layers = 8;
-  c.model.num_heads = 8;
-  c.model.intermediate_size = 1376;
-  c.model.max_position_embeddings = 256;
-  c.train.seq_len = 256;
-  c.train.micro_batch = 8;
+  launch::Config c = bench::llama30m_config("runs/bench", /*seq_len=*/256, /*micro_batch=*/8);
   c.train.global_batch = 8 * mpi.world_size();
   c.train.steps = 6;
-  c.train.lr = 1e-4;
-  c.train.out_dir = "runs/bench";
-  c.data.source = "synthetic";
-  c.data.synthetic_samples = 512;
-  c.data.max_eval_samples = 0;
-  c.checkpoint.save_final = false;
   std::string help;
   std::vector<std::string> args(argv + 1, argv + argc);
   if (!launch::parse_config(args, c, help)) {
