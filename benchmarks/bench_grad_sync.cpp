@@ -4,7 +4,7 @@
 //   mpirun -np N bench_grad_sync [--bench.KEY=VALUE ...] [--section.key=value ...]
 //
 // Part 1 (bench "busbw"): for two parameter sets with the shapes of a llama model (the Trainer's
-// model below, ~128 MiB of fp32 gradients at the defaults, and a smaller one of ~32 MiB: hidden
+// model below, 128.5 MiB of fp32 gradients at the defaults, and a smaller one of 40.1 MiB: hidden
 // 256, ffn 688), times with a barrier before every repetition and the slowest rank's time per
 // repetition, median over --bench.reps:
 //   gradsync_finish     GradSync (default 25 MiB buckets) over the parameters: a backward of
@@ -15,7 +15,8 @@
 //   raw_flat            one blocking MPI_Allreduce(MPI_IN_PLACE, MPI_FLOAT, MPI_SUM) of all bytes;
 //   raw_buckets         blocking MPI_Allreduce of each bucket's bytes, in sequence;
 //   raw_ibuckets        MPI_Iallreduce of every bucket, then MPI_Waitall: GradSync's MPI pattern
-//                       without GradSync (separates wrapper cost from MPI's non-blocking path).
+//                       under SHARDTUNE_MPI_NONBLOCKING=1, without GradSync (separates wrapper
+//                       cost from MPI's non-blocking path; see docs/benchmarks-comm.md).
 // busbw = bytes * 2 (n - 1) / n / time (nccl-tests' convention). Then one "busbw_ratio" line:
 // gradsync_finish busbw / raw_flat busbw (target >= 0.9).
 //
