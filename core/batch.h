@@ -7,13 +7,10 @@
 #include <random>
 #include <vector>
 
+#include "core/example.h"
+
 namespace shardtune::core {
 
-// A tokenized example: tokens and per-position labels (-100 = not trained on; see core/loss.h).
-struct Example {
-  std::vector<int64_t> tokens;
-  std::vector<int64_t> labels;
-};
 
 struct Batch {
   torch::Tensor input_ids;       // [B, T] int64, right-padded with pad_id

@@ -5,9 +5,10 @@
 
 #include <torch/torch.h>
 
+#include "core/example.h"
+
 namespace shardtune::core {
 
-inline constexpr int64_t kIgnoreIndex = -100;
 
 struct LossSum {
   torch::Tensor sum;    // scalar, differentiable: sum of -log p(target) over counted tokens

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "core/example.h"
 #include "io/tokenizer.h"
 
 namespace shardtune::io {
@@ -28,12 +29,8 @@ std::vector<Record> read_jsonl(const std::string& path);
 // A tokenized example: [BOS] prompt response [EOS], truncated to max_len tokens.
 // labels[i] is the token to be predicted *at* position i (same as tokens[i]; the loss shifts),
 // or -100 where the loss ignores it (BOS, prompt tokens unless train_on_prompt).
-struct Example {
-  std::vector<int64_t> tokens;
-  std::vector<int64_t> labels;
-};
-
-inline constexpr int64_t kIgnoreIndex = -100;
+using core::Example;
+using core::kIgnoreIndex;
 
 Example tokenize(const Record& record, const Tokenizer& tokenizer, int64_t max_len,
                  bool train_on_prompt);

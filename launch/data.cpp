@@ -9,13 +9,6 @@ namespace shardtune::launch {
 
 namespace {
 
-std::vector<core::Example> to_core(const std::vector<io::Example>& in) {
-  std::vector<core::Example> out;
-  out.reserve(in.size());
-  for (const auto& e : in) out.push_back({e.tokens, e.labels});
-  return out;
-}
-
 // Megatron-style mock data: uniform random tokens, every position trained.
 std::vector<core::Example> synthetic(int64_t count, int64_t seq_len, int64_t vocab, uint64_t seed) {
   std::mt19937_64 rng(seed);
@@ -56,8 +49,8 @@ DataSets load_datasets(const Config& config, const io::Tokenizer& tokenizer) {
   if (static_cast<int64_t>(sets.eval_records.size()) > d.max_eval_samples) {
     sets.eval_records.resize(static_cast<size_t>(d.max_eval_samples));
   }
-  sets.train = to_core(io::tokenize_all(train_records, tokenizer, len, d.train_on_prompt));
-  sets.eval = to_core(io::tokenize_all(sets.eval_records, tokenizer, len, d.train_on_prompt));
+  sets.train = io::tokenize_all(train_records, tokenizer, len, d.train_on_prompt);
+  sets.eval = io::tokenize_all(sets.eval_records, tokenizer, len, d.train_on_prompt);
   return sets;
 }
 

@@ -1,0 +1,20 @@
+// A tokenized training example, shared by io/ (which makes them) and core/ (which batches them).
+// Kept free of LibTorch so that light headers can include it.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace shardtune::core {
+
+// Label value that the loss ignores (prompt tokens, BOS, padding).
+inline constexpr int64_t kIgnoreIndex = -100;
+
+// tokens and per-position labels; labels[i] is the token at i, or kIgnoreIndex where the loss
+// ignores it (the loss shifts: position i predicts labels[i + 1]).
+struct Example {
+  std::vector<int64_t> tokens;
+  std::vector<int64_t> labels;
+};
+
+}  // namespace shardtune::core
