@@ -34,7 +34,9 @@ std::vector<std::vector<int64_t>> generate(CausalLMImpl& model,
   std::vector<bool> done(b, false);
   const int64_t max_len = model.config().max_position_embeddings;
   for (int64_t step = 0; step < options.max_new_tokens && ids.size(1) < max_len; ++step) {
-    auto logits = model.forward(ids, mask).select(1, ids.size(1) - 1).to(torch::kFloat);  // [B, V]
+    // Under TP every rank gathers the same full row, so all ranks sample the same token.
+    auto logits = model.gather_logits(model.forward(ids, mask).select(1, ids.size(1) - 1))
+                      .to(torch::kFloat);  // [B, V]
     if (options.vocab_limit > 0 && options.vocab_limit < logits.size(1)) {
       logits.narrow(1, options.vocab_limit, logits.size(1) - options.vocab_limit)
           .fill_(-std::numeric_limits<float>::infinity());

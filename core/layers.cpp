@@ -5,23 +5,82 @@
 
 namespace shardtune::core {
 
-LinearImpl::LinearImpl(int64_t in_features, int64_t out_features, bool has_bias, LinearKind k)
-    : kind(k) {
+LinearImpl::LinearImpl(int64_t in, int64_t out, bool has_bias, LinearKind k, parallel::TpGroup g,
+                       int64_t parts, bool grad_sum)
+    : kind(k), in_features(in), out_features(out), tp(std::move(g)), grad_sum_over_tp(grad_sum) {
+  const int r = tp.rank(), n = tp.size();
+  switch (kind) {
+    case LinearKind::kColumn:
+      weight_spec_ = split_spec({out, in}, 0, r, n, parts);
+      bias_spec_ = split_spec({out}, 0, r, n, parts);
+      break;
+    case LinearKind::kRow:
+      weight_spec_ = split_spec({out, in}, 1, r, n);
+      bias_spec_ = replicated_spec({out});
+      break;
+    case LinearKind::kReplicated:
+      weight_spec_ = replicated_spec({out, in});
+      bias_spec_ = replicated_spec({out});
+      break;
+  }
   // Values are set by the model's deterministic initialiser (core/model.cpp).
-  weight = register_parameter("weight", torch::empty({out_features, in_features}));
-  if (has_bias) bias = register_parameter("bias", torch::zeros({out_features}));
+  weight = register_parameter("weight", torch::empty(weight_spec_.local_shape()));
+  if (has_bias) bias = register_parameter("bias", torch::zeros(bias_spec_.local_shape()));
+}
+
+ShardSpec LinearImpl::shard_spec(const std::string& param_name) const {
+  return param_name == "bias" ? bias_spec_ : weight_spec_;
+}
+
+void LinearImpl::add_adapter(const std::string& name, std::shared_ptr<LinearAdapter> adapter) {
+  adapters_.push_back(register_module(name, std::move(adapter)));
+}
+
+torch::Tensor LinearImpl::with_adapters(torch::Tensor y, const torch::Tensor& x) {
+  for (auto& a : adapters_) y = y + a->delta(x);
+  return y;
 }
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
-  return torch::nn::functional::linear(x, weight, bias);
+  if (kind == LinearKind::kRow) {
+    auto y = parallel::reduce_from_tp(torch::nn::functional::linear(x, weight), tp);
+    if (bias.defined()) y = y + bias;
+    return with_adapters(y, x);
+  }
+  if (kind == LinearKind::kReplicated && !grad_sum_over_tp) {
+    return with_adapters(torch::nn::functional::linear(x, weight, bias), x);
+  }
+  return forward_shared(x, parallel::copy_to_tp(x, tp));
 }
 
-EmbeddingImpl::EmbeddingImpl(int64_t num_embeddings, int64_t dim) {
-  weight = register_parameter("weight", torch::empty({num_embeddings, dim}));
+torch::Tensor LinearImpl::forward_shared(const torch::Tensor& x, const torch::Tensor& x_f) {
+  if (kind == LinearKind::kColumn) {
+    return with_adapters(torch::nn::functional::linear(x_f, weight, bias), x);
+  }
+  if (kind == LinearKind::kReplicated && grad_sum_over_tp) {
+    // Each rank uses part of this layer's output, so each holds part of the gradient of W, b and
+    // x: f on the weights sums theirs over the group, x_f (already f) sums the input's.
+    auto w = parallel::copy_to_tp(weight, tp);
+    auto b = bias.defined() ? parallel::copy_to_tp(bias, tp) : bias;
+    return with_adapters(torch::nn::functional::linear(x_f, w, b), x);
+  }
+  return forward(x);
+}
+
+EmbeddingImpl::EmbeddingImpl(int64_t num_embeddings, int64_t dim, parallel::TpGroup g,
+                             bool vocab_parallel)
+    : tp(std::move(g)) {
+  spec_ = vocab_parallel ? split_spec({num_embeddings, dim}, 0, tp.rank(), tp.size())
+                         : replicated_spec({num_embeddings, dim});
+  weight = register_parameter("weight", torch::empty(spec_.local_shape()));
 }
 
 torch::Tensor EmbeddingImpl::forward(const torch::Tensor& ids) {
-  return torch::embedding(weight, ids);
+  if (!spec_.sharded()) return torch::embedding(weight, ids);
+  auto in_shard = (ids >= spec_.offset) & (ids < spec_.offset + spec_.length);
+  auto local_ids = (ids - spec_.offset).masked_fill(in_shard.logical_not(), 0);
+  auto out = torch::embedding(weight, local_ids) * in_shard.unsqueeze(-1).to(weight.scalar_type());
+  return parallel::reduce_from_tp(out, tp);
 }
 
 RMSNormImpl::RMSNormImpl(int64_t dim, double e) : eps(e) {

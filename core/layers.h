@@ -6,36 +6,86 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
+
+#include "core/shard.h"
+#include "parallel/tp_ops.h"
 
 namespace shardtune::core {
 
 // How a linear layer is split when the model is tensor-parallel (Megatron terms). With tp=1 all
 // three are an ordinary y = x W^T + b.
 enum class LinearKind {
-  kColumn,     // W split along out_features; output stays sharded
-  kRow,        // W split along in_features; output reduced across the TP group
+  kColumn,     // W split along out_features; output stays sharded; input enters through copy_to_tp
+  kRow,        // W split along in_features; input is sharded, output reduced across the TP group,
+               // bias (not split) added once after the reduction
   kReplicated  // every rank holds all of W
 };
 
-class LinearImpl : public torch::nn::Module {
- public:
-  LinearImpl(int64_t in_features, int64_t out_features, bool bias, LinearKind kind);
-  // x: [..., in_features] -> [..., out_features]
-  torch::Tensor forward(const torch::Tensor& x);
+class LinearImpl;
 
-  torch::Tensor weight;  // [out_features, in_features]
-  torch::Tensor bias;    // [out_features] or undefined
+// An additive adapter on a Linear (LoRA): y = base(x) + sum of adapters' delta(x). `x` is the
+// input exactly as given to LinearImpl::forward (replicated for column/replicated layers, this
+// rank's slice for row layers); delta must return the output in the layer's output layout
+// (this rank's slice for column layers, the full reduced output for row layers), doing its own TP
+// collectives. Registered as a submodule of the Linear, so its parameters are named
+// "<linear>.<adapter name>.<param>".
+class LinearAdapter : public torch::nn::Module {
+ public:
+  virtual torch::Tensor delta(const torch::Tensor& x) = 0;
+};
+
+class LinearImpl : public torch::nn::Module, public ShardedModule {
+ public:
+  // in/out_features are global (logical). `parts` > 1: the output dim is `parts` fused segments
+  // (GPT-2's [q | k | v]) each split across TP. `grad_sum_over_tp`: a replicated weight that each
+  // TP rank uses for only part of its output (grouped-query k/v heads replicated because
+  // kv_heads % tp != 0); its gradient and its input's gradient are summed over the TP group.
+  LinearImpl(int64_t in_features, int64_t out_features, bool bias, LinearKind kind,
+             parallel::TpGroup tp = {}, int64_t parts = 1, bool grad_sum_over_tp = false);
+  // x: [..., in] (row: [..., in / tp]) -> [..., out] (column: [..., local out]).
+  torch::Tensor forward(const torch::Tensor& x);
+  // As forward(x), with x_f = copy_to_tp(x) computed once by the caller and shared by several
+  // column layers reading the same input (one backward all-reduce instead of one per layer).
+  torch::Tensor forward_shared(const torch::Tensor& x, const torch::Tensor& x_f);
+  ShardSpec shard_spec(const std::string& param_name) const override;
+
+  // Registers an adapter under `name` (adapters run in registration order).
+  void add_adapter(const std::string& name, std::shared_ptr<LinearAdapter> adapter);
+  const std::vector<std::shared_ptr<LinearAdapter>>& adapters() const { return adapters_; }
+
+  torch::Tensor weight;  // local: column [parts * chunk, in], row [out, in / tp], else [out, in]
+  torch::Tensor bias;    // local: column [parts * chunk], else [out]; undefined when no bias
   LinearKind kind;
+  int64_t in_features, out_features;
+  parallel::TpGroup tp;
+  bool grad_sum_over_tp;
+
+ private:
+  torch::Tensor with_adapters(torch::Tensor y, const torch::Tensor& x);
+  ShardSpec weight_spec_, bias_spec_;
+  std::vector<std::shared_ptr<LinearAdapter>> adapters_;
 };
 TORCH_MODULE(Linear);
 
-class EmbeddingImpl : public torch::nn::Module {
+// A lookup table. vocab_parallel: rows split across the TP group (Megatron's
+// VocabParallelEmbedding): the table is padded to a multiple of tp, ids outside this rank's rows
+// contribute zeros, and the partial outputs are summed with reduce_from_tp.
+class EmbeddingImpl : public torch::nn::Module, public ShardedModule {
  public:
-  EmbeddingImpl(int64_t num_embeddings, int64_t dim);
+  EmbeddingImpl(int64_t num_embeddings, int64_t dim, parallel::TpGroup tp = {},
+                bool vocab_parallel = false);
   // ids: [B, T] int64 -> [B, T, dim]
   torch::Tensor forward(const torch::Tensor& ids);
-  torch::Tensor weight;  // [num_embeddings, dim]
+  ShardSpec shard_spec(const std::string& param_name) const override { return spec_; }
+  const ShardSpec& spec() const { return spec_; }
+  torch::Tensor weight;  // local [chunk, dim] (vocab-parallel) or [num_embeddings, dim]
+  parallel::TpGroup tp;
+
+ private:
+  ShardSpec spec_;
 };
 TORCH_MODULE(Embedding);
 

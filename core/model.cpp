@@ -5,82 +5,131 @@
 #include <cmath>
 
 #include "core/layers.h"
+#include "parallel/errors.h"
 
 namespace shardtune::core {
 
 namespace {
 
+// Attention core shared by both families: q [B, h_local, T, d], k/v [B, kv_held, T, d] (after
+// rotary). Adds the P-tuning v2 prefix, maps this rank's q heads to their kv heads (grouped-query
+// attention, replicated kv under TP), applies dropout on the probabilities from the per-TP-rank
+// RNG stream (the heads are sharded), returns [B, T, h_local * d].
+torch::Tensor attend(const CausalLMImpl& model, int64_t layer, torch::Tensor q, torch::Tensor k,
+                     torch::Tensor v, torch::Tensor bias, double dropout, bool training) {
+  const int64_t b = q.size(0), t = q.size(2);
+  if (auto* provider = model.prefix_provider()) {
+    auto [pk, pv] = provider->prefix(layer, b);
+    k = torch::cat({pk.to(k.scalar_type()), k}, 2);
+    v = torch::cat({pv.to(v.scalar_type()), v}, 2);
+    // Every query sees every prefix position.
+    bias = torch::cat({torch::zeros({b, 1, t, pk.size(2)}, bias.options()), bias}, -1);
+  }
+  const auto& c = model.config();
+  const int64_t h_local = q.size(1);
+  const int64_t rep = c.num_heads / c.kv_heads();  // q heads per kv head
+  if (model.kv_heads_split()) {
+    // This rank holds kv heads [r * kv/tp, ...) serving exactly its q heads [r * h/tp, ...).
+    if (rep > 1) {
+      k = k.repeat_interleave(rep, 1);
+      v = v.repeat_interleave(rep, 1);
+    }
+  } else {
+    // kv replicated: pick the kv head of each of this rank's q heads.
+    const int64_t first = model.tp().rank() * h_local;
+    auto idx = torch::div(torch::arange(first, first + h_local, torch::kLong), rep, "floor");
+    k = k.index_select(1, idx);
+    v = v.index_select(1, idx);
+  }
+  torch::Tensor out;
+  if (dropout > 0.0 && training && model.tp().active()) {
+    auto fork = parallel::rng_tracker().fork();
+    out = attention(q, k, v, bias, dropout, training);
+  } else {
+    out = attention(q, k, v, bias, dropout, training);
+  }
+  return out.transpose(1, 2).reshape({b, t, -1});
+}
+
 // ---- llama -------------------------------------------------------------------------------------
 
 class LlamaAttentionImpl : public torch::nn::Module {
  public:
-  explicit LlamaAttentionImpl(const ModelConfig& c)
-      : heads_(c.num_heads), kv_heads_(c.kv_heads()), head_dim_(c.head_dim()), dropout_(c.dropout) {
-    const int64_t kv = kv_heads_ * head_dim_;
+  LlamaAttentionImpl(const CausalLMImpl& m, int64_t layer)
+      : model_(m), layer_(layer), head_dim_(m.config().head_dim()), dropout_(m.config().dropout) {
+    const auto& c = m.config();
+    const auto& tp = m.tp();
+    const int64_t kv = c.kv_heads() * head_dim_;
+    const bool split = m.kv_heads_split();
+    const auto kv_kind = split ? LinearKind::kColumn : LinearKind::kReplicated;
     q_proj = register_module("q_proj", Linear(c.hidden_size, c.hidden_size, c.attention_bias,
-                                              LinearKind::kColumn));
-    k_proj = register_module("k_proj", Linear(c.hidden_size, kv, c.attention_bias,
-                                              LinearKind::kColumn));
-    v_proj = register_module("v_proj", Linear(c.hidden_size, kv, c.attention_bias,
-                                              LinearKind::kColumn));
+                                              LinearKind::kColumn, tp));
+    k_proj = register_module("k_proj", Linear(c.hidden_size, kv, c.attention_bias, kv_kind, tp, 1,
+                                              !split));
+    v_proj = register_module("v_proj", Linear(c.hidden_size, kv, c.attention_bias, kv_kind, tp, 1,
+                                              !split));
     o_proj = register_module("o_proj", Linear(c.hidden_size, c.hidden_size, false,
-                                              LinearKind::kRow));
+                                              LinearKind::kRow, tp));
   }
 
   // x: [B, T, H]; cos/sin: [B, 1, T, d]; bias: [B, 1, T, T]
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                         const torch::Tensor& bias) {
     const int64_t b = x.size(0), t = x.size(1);
-    auto q = q_proj(x).view({b, t, -1, head_dim_}).transpose(1, 2);  // [B, h, T, d]
-    auto k = k_proj(x).view({b, t, -1, head_dim_}).transpose(1, 2);  // [B, kv, T, d]
-    auto v = v_proj(x).view({b, t, -1, head_dim_}).transpose(1, 2);
-    q = apply_rotary(q, cos, sin);
-    k = apply_rotary(k, cos, sin);
-    const int64_t rep = q.size(1) / k.size(1);
-    if (rep > 1) {  // grouped-query attention: each kv head serves `rep` consecutive q heads
-      k = k.repeat_interleave(rep, 1);
-      v = v.repeat_interleave(rep, 1);
-    }
-    auto out = attention(q, k, v, bias, dropout_, is_training());  // [B, h, T, d]
-    return o_proj(out.transpose(1, 2).reshape({b, t, -1}));
+    auto x_f = parallel::copy_to_tp(x, model_.tp());  // one backward all-reduce for q, k and v
+    auto heads = [&](Linear& proj) {
+      return proj->forward_shared(x, x_f).view({b, t, -1, head_dim_}).transpose(1, 2);
+    };
+    auto q = apply_rotary(heads(q_proj), cos, sin);  // [B, h_local, T, d]
+    auto k = apply_rotary(heads(k_proj), cos, sin);  // [B, kv_held, T, d]
+    auto out = attend(model_, layer_, q, k, heads(v_proj), bias, dropout_, is_training());
+    return o_proj(out);
   }
 
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 
  private:
-  int64_t heads_, kv_heads_, head_dim_;
+  const CausalLMImpl& model_;
+  int64_t layer_, head_dim_;
   double dropout_;
 };
 TORCH_MODULE(LlamaAttention);
 
 class LlamaMlpImpl : public torch::nn::Module {
  public:
-  explicit LlamaMlpImpl(const ModelConfig& c) {
+  LlamaMlpImpl(const ModelConfig& c, const parallel::TpGroup& tp) : tp_(tp) {
     gate_proj = register_module(
-        "gate_proj", Linear(c.hidden_size, c.intermediate_size, false, LinearKind::kColumn));
+        "gate_proj", Linear(c.hidden_size, c.intermediate_size, false, LinearKind::kColumn, tp));
     up_proj = register_module(
-        "up_proj", Linear(c.hidden_size, c.intermediate_size, false, LinearKind::kColumn));
+        "up_proj", Linear(c.hidden_size, c.intermediate_size, false, LinearKind::kColumn, tp));
     down_proj = register_module(
-        "down_proj", Linear(c.intermediate_size, c.hidden_size, false, LinearKind::kRow));
+        "down_proj", Linear(c.intermediate_size, c.hidden_size, false, LinearKind::kRow, tp));
   }
   torch::Tensor forward(const torch::Tensor& x) {
-    return down_proj(torch::silu(gate_proj(x)) * up_proj(x));
+    auto x_f = parallel::copy_to_tp(x, tp_);
+    return down_proj(torch::silu(gate_proj->forward_shared(x, x_f)) * up_proj->forward_shared(x, x_f));
   }
   Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+
+ private:
+  parallel::TpGroup tp_;
 };
 TORCH_MODULE(LlamaMlp);
 
 class LlamaBlockImpl : public torch::nn::Module {
  public:
-  explicit LlamaBlockImpl(const ModelConfig& c) : dropout_(c.dropout) {
+  LlamaBlockImpl(const CausalLMImpl& m, int64_t layer) : dropout_(m.config().dropout) {
+    const auto& c = m.config();
     input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.norm_eps));
-    self_attn = register_module("self_attn", LlamaAttention(c));
+    self_attn = register_module("self_attn", LlamaAttention(m, layer));
     post_attention_layernorm =
         register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.norm_eps));
-    mlp = register_module("mlp", LlamaMlp(c));
+    mlp = register_module("mlp", LlamaMlp(c, m.tp()));
   }
   torch::Tensor forward(torch::Tensor x, const torch::Tensor& cos, const torch::Tensor& sin,
                         const torch::Tensor& bias) {
+    // Residual dropout acts on replicated activations: the default stream, identical on every
+    // TP rank.
     auto a = self_attn(input_layernorm(x), cos, sin, bias);
     x = x + torch::dropout(a, dropout_, is_training() && dropout_ > 0);
     auto m = mlp(post_attention_layernorm(x));
@@ -97,10 +146,12 @@ TORCH_MODULE(LlamaBlock);
 
 class LlamaBodyImpl : public torch::nn::Module {
  public:
-  explicit LlamaBodyImpl(const ModelConfig& c) {
-    embed_tokens = register_module("embed_tokens", Embedding(c.vocab_size, c.hidden_size));
+  explicit LlamaBodyImpl(const CausalLMImpl& m) {
+    const auto& c = m.config();
+    embed_tokens = register_module("embed_tokens",
+                                   Embedding(c.vocab_size, c.hidden_size, m.tp(), true));
     layers = register_module("layers", torch::nn::ModuleList());
-    for (int64_t i = 0; i < c.num_layers; ++i) layers->push_back(LlamaBlock(c));
+    for (int64_t i = 0; i < c.num_layers; ++i) layers->push_back(LlamaBlock(m, i));
     norm = register_module("norm", RMSNorm(c.hidden_size, c.norm_eps));
   }
   Embedding embed_tokens{nullptr};
@@ -111,11 +162,12 @@ TORCH_MODULE(LlamaBody);
 
 class LlamaForCausalLM : public CausalLMImpl {
  public:
-  explicit LlamaForCausalLM(const ModelConfig& c) : CausalLMImpl(c) {
-    model = register_module("model", LlamaBody(c));
+  LlamaForCausalLM(const ModelConfig& c, parallel::TpGroup tp) : CausalLMImpl(c, std::move(tp)) {
+    model = register_module("model", LlamaBody(*this));
     if (!c.tie_word_embeddings) {
-      lm_head = register_module("lm_head",
-                                Linear(c.hidden_size, c.vocab_size, false, LinearKind::kColumn));
+      // Column-parallel over the vocabulary, split exactly like embed_tokens' rows.
+      lm_head = register_module(
+          "lm_head", Linear(c.hidden_size, c.vocab_size, false, LinearKind::kColumn, tp_));
     }
   }
 
@@ -128,8 +180,10 @@ class LlamaForCausalLM : public CausalLMImpl {
     auto bias = causal_attention_bias(mask, x.scalar_type());
     for (auto& layer : *model->layers) x = layer->as<LlamaBlock>()->forward(x, cos, sin, bias);
     x = model->norm(x);
-    return lm_head ? lm_head(x) : torch::nn::functional::linear(x, model->embed_tokens->weight);
+    if (lm_head) return lm_head(x);
+    return torch::nn::functional::linear(parallel::copy_to_tp(x, tp_), model->embed_tokens->weight);
   }
+  const ShardSpec& vocab_spec() const override { return model->embed_tokens->spec(); }
 
   LlamaBody model{nullptr};
   Linear lm_head{nullptr};
@@ -139,37 +193,41 @@ class LlamaForCausalLM : public CausalLMImpl {
 
 class Gpt2AttentionImpl : public torch::nn::Module {
  public:
-  explicit Gpt2AttentionImpl(const ModelConfig& c) : head_dim_(c.head_dim()), dropout_(c.dropout) {
-    c_attn = register_module("c_attn",
-                             Linear(c.hidden_size, 3 * c.hidden_size, true, LinearKind::kColumn));
-    c_proj = register_module("c_proj",
-                             Linear(c.hidden_size, c.hidden_size, true, LinearKind::kRow));
+  Gpt2AttentionImpl(const CausalLMImpl& m, int64_t layer)
+      : model_(m), layer_(layer), head_dim_(m.config().head_dim()), dropout_(m.config().dropout) {
+    const auto& c = m.config();
+    // Fused [q | k | v]: each third is split across TP, so a rank holds its heads of all three.
+    c_attn = register_module("c_attn", Linear(c.hidden_size, 3 * c.hidden_size, true,
+                                              LinearKind::kColumn, m.tp(), 3));
+    c_proj = register_module("c_proj", Linear(c.hidden_size, c.hidden_size, true,
+                                              LinearKind::kRow, m.tp()));
   }
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bias) {
     const int64_t b = x.size(0), t = x.size(1);
-    auto qkv = c_attn(x).chunk(3, -1);  // fused [q | k | v], Hugging Face's order
+    auto qkv = c_attn(x).chunk(3, -1);  // Hugging Face's order
     auto split = [&](const torch::Tensor& y) {
       return y.view({b, t, -1, head_dim_}).transpose(1, 2);
     };
-    auto out = attention(split(qkv[0]), split(qkv[1]), split(qkv[2]), bias, dropout_,
-                         is_training());
-    return c_proj(out.transpose(1, 2).reshape({b, t, -1}));
+    auto out = attend(model_, layer_, split(qkv[0]), split(qkv[1]), split(qkv[2]), bias, dropout_,
+                      is_training());
+    return c_proj(out);
   }
   Linear c_attn{nullptr}, c_proj{nullptr};
 
  private:
-  int64_t head_dim_;
+  const CausalLMImpl& model_;
+  int64_t layer_, head_dim_;
   double dropout_;
 };
 TORCH_MODULE(Gpt2Attention);
 
 class Gpt2MlpImpl : public torch::nn::Module {
  public:
-  explicit Gpt2MlpImpl(const ModelConfig& c) {
-    c_fc = register_module("c_fc",
-                           Linear(c.hidden_size, c.intermediate_size, true, LinearKind::kColumn));
-    c_proj = register_module("c_proj",
-                             Linear(c.intermediate_size, c.hidden_size, true, LinearKind::kRow));
+  Gpt2MlpImpl(const ModelConfig& c, const parallel::TpGroup& tp) {
+    c_fc = register_module(
+        "c_fc", Linear(c.hidden_size, c.intermediate_size, true, LinearKind::kColumn, tp));
+    c_proj = register_module(
+        "c_proj", Linear(c.intermediate_size, c.hidden_size, true, LinearKind::kRow, tp));
   }
   torch::Tensor forward(const torch::Tensor& x) {
     return c_proj(torch::gelu(c_fc(x), "tanh"));
@@ -180,11 +238,12 @@ TORCH_MODULE(Gpt2Mlp);
 
 class Gpt2BlockImpl : public torch::nn::Module {
  public:
-  explicit Gpt2BlockImpl(const ModelConfig& c) : dropout_(c.dropout) {
+  Gpt2BlockImpl(const CausalLMImpl& m, int64_t layer) : dropout_(m.config().dropout) {
+    const auto& c = m.config();
     ln_1 = register_module("ln_1", LayerNorm(c.hidden_size, c.norm_eps));
-    attn = register_module("attn", Gpt2Attention(c));
+    attn = register_module("attn", Gpt2Attention(m, layer));
     ln_2 = register_module("ln_2", LayerNorm(c.hidden_size, c.norm_eps));
-    mlp = register_module("mlp", Gpt2Mlp(c));
+    mlp = register_module("mlp", Gpt2Mlp(c, m.tp()));
   }
   torch::Tensor forward(torch::Tensor x, const torch::Tensor& bias) {
     x = x + torch::dropout(attn(ln_1(x), bias), dropout_, is_training() && dropout_ > 0);
@@ -201,11 +260,12 @@ TORCH_MODULE(Gpt2Block);
 
 class Gpt2BodyImpl : public torch::nn::Module {
  public:
-  explicit Gpt2BodyImpl(const ModelConfig& c) {
-    wte = register_module("wte", Embedding(c.vocab_size, c.hidden_size));
+  explicit Gpt2BodyImpl(const CausalLMImpl& m) {
+    const auto& c = m.config();
+    wte = register_module("wte", Embedding(c.vocab_size, c.hidden_size, m.tp(), true));
     wpe = register_module("wpe", Embedding(c.max_position_embeddings, c.hidden_size));
     h = register_module("h", torch::nn::ModuleList());
-    for (int64_t i = 0; i < c.num_layers; ++i) h->push_back(Gpt2Block(c));
+    for (int64_t i = 0; i < c.num_layers; ++i) h->push_back(Gpt2Block(m, i));
     ln_f = register_module("ln_f", LayerNorm(c.hidden_size, c.norm_eps));
   }
   Embedding wte{nullptr}, wpe{nullptr};
@@ -216,8 +276,8 @@ TORCH_MODULE(Gpt2Body);
 
 class Gpt2LMHeadModel : public CausalLMImpl {
  public:
-  explicit Gpt2LMHeadModel(const ModelConfig& c) : CausalLMImpl(c) {
-    transformer = register_module("transformer", Gpt2Body(c));
+  Gpt2LMHeadModel(const ModelConfig& c, parallel::TpGroup tp) : CausalLMImpl(c, std::move(tp)) {
+    transformer = register_module("transformer", Gpt2Body(*this));
   }
   torch::Tensor forward(const torch::Tensor& input_ids,
                         const torch::Tensor& attention_mask) override {
@@ -230,8 +290,9 @@ class Gpt2LMHeadModel : public CausalLMImpl {
     auto bias = causal_attention_bias(mask, x.scalar_type());
     for (auto& block : *transformer->h) x = block->as<Gpt2Block>()->forward(x, bias);
     x = transformer->ln_f(x);
-    return torch::nn::functional::linear(x, transformer->wte->weight);
+    return torch::nn::functional::linear(parallel::copy_to_tp(x, tp_), transformer->wte->weight);
   }
+  const ShardSpec& vocab_spec() const override { return transformer->wte->spec(); }
   Gpt2Body transformer{nullptr};
 };
 
@@ -254,11 +315,39 @@ uint64_t named_seed(uint64_t seed, const std::string& name) {
   return z ^ (z >> 31);
 }
 
-void init_parameter(torch::Tensor& param, const std::string& name, const ModelConfig& config,
-                    uint64_t seed) {
+torch::Tensor CausalLMImpl::gather_logits(const torch::Tensor& local_logits) const {
+  const auto& spec = vocab_spec();
+  if (!spec.sharded()) return local_logits;
+  // The vocabulary is dim 0 of the embedding spec and the last dim of the logits.
+  ShardSpec last = spec;
+  last.global_shape = {spec.global_shape[0]};
+  last.dim = 0;
+  auto moved = local_logits.movedim(-1, 0);
+  return gather_full(moved, last, tp_).movedim(0, -1);
+}
+
+int64_t CausalLMImpl::kv_heads_held() const {
+  return kv_heads_split() ? config_.kv_heads() / tp_.size() : config_.kv_heads();
+}
+
+void validate_tp(const ModelConfig& c, int tp) {
+  if (tp <= 1) return;
+  const std::string t = std::to_string(tp);
+  require(c.num_heads % tp == 0, "[parallel] tp=" + t + " does not divide [model] num_heads=" +
+                                     std::to_string(c.num_heads) +
+                                     " (attention heads are split across tensor-parallel ranks)");
+  require(c.intermediate_size % tp == 0,
+          "[parallel] tp=" + t + " does not divide [model] intermediate_size=" +
+              std::to_string(c.intermediate_size) + " (the MLP width is split across ranks)");
+  // kv heads: split when divisible, replicated otherwise (no constraint), as long as each rank's
+  // q heads map onto whole kv groups, which num_heads % kv_heads == 0 (validate()) guarantees.
+}
+
+void init_parameter(torch::Tensor& param, const std::string& name, const ShardSpec& spec,
+                    const ModelConfig& config, uint64_t seed) {
   torch::NoGradGuard no_grad;
-  if (param.dim() == 1) {
-    // Norm gains start at one, biases at zero.
+  if (param.dim() == 1 && !spec.sharded() && spec.global_shape.size() == 1) {
+    // Norm gains start at one, biases at zero (replicated 1-D tensors).
     const bool is_gain = ends_with(name, "norm.weight") || name.find(".ln_") != std::string::npos ||
                          name.find("ln_f.weight") != std::string::npos;
     if (is_gain && ends_with(name, "weight")) {
@@ -268,27 +357,36 @@ void init_parameter(torch::Tensor& param, const std::string& name, const ModelCo
     }
     return;
   }
+  if (spec.global_shape.size() == 1) {  // sharded biases
+    param.zero_();
+    return;
+  }
   double std = config.init_std;
   // GPT-2 scales the residual projections by 1/sqrt(2 * layers) (Radford et al. 2019).
   if (config.family == "gpt2" && ends_with(name, "c_proj.weight")) {
     std /= std::sqrt(2.0 * static_cast<double>(config.num_layers));
   }
+  // The full tensor from the parameter's own stream; this rank keeps its slice.
   auto gen = at::detail::createCPUGenerator(named_seed(seed, name));
-  auto values = at::normal(0.0, std, param.sizes(), gen, torch::TensorOptions().dtype(torch::kFloat));
-  param.copy_(values);
+  auto full = at::normal(0.0, std, spec.global_shape, gen, torch::TensorOptions().dtype(torch::kFloat));
+  assign_from_full(param, full, spec);
 }
 
-std::shared_ptr<CausalLMImpl> build_model(const ModelConfig& config, uint64_t seed) {
+std::shared_ptr<CausalLMImpl> build_model(const ModelConfig& config, uint64_t seed,
+                                          parallel::TpGroup tp) {
   config.validate();
+  validate_tp(config, tp.size());
   std::shared_ptr<CausalLMImpl> model;
   if (config.family == "llama") {
-    model = std::make_shared<LlamaForCausalLM>(config);
+    model = std::make_shared<LlamaForCausalLM>(config, std::move(tp));
   } else {
-    model = std::make_shared<Gpt2LMHeadModel>(config);
+    model = std::make_shared<Gpt2LMHeadModel>(config, std::move(tp));
   }
-  for (auto& item : model->named_parameters()) {
-    auto param = item.value();
-    init_parameter(param, item.key(), config, seed);
+  const auto specs = parameter_specs(*model);
+  auto params = model->named_parameters();
+  for (size_t i = 0; i < specs.size(); ++i) {
+    auto param = params[specs[i].first];
+    init_parameter(param, specs[i].first, specs[i].second, config, seed);
   }
   return model;
 }

@@ -13,32 +13,70 @@
 
 #include <cstdint>
 #include <memory>
+#include <utility>
 
 #include "core/model_config.h"
+#include "core/shard.h"
+#include "parallel/tp_ops.h"
 
 namespace shardtune::core {
 
+// Deep prompt tuning (P-tuning v2) supplies per-layer prefix keys and values through this hook.
+// prefix(layer, batch) returns {keys, values}, each [batch, kv_heads_held, P, head_dim], where
+// kv_heads_held is the number of key/value heads this TP rank holds (kv_heads / tp when kv_heads
+// divides by tp, else all kv_heads: see CausalLMImpl::kv_heads_held). Keys get no rotary embedding;
+// every query sees every prefix position.
+class PrefixProvider {
+ public:
+  virtual ~PrefixProvider() = default;
+  virtual std::pair<torch::Tensor, torch::Tensor> prefix(int64_t layer, int64_t batch) = 0;
+};
+
 class CausalLMImpl : public torch::nn::Module {
  public:
-  explicit CausalLMImpl(ModelConfig config) : config_(std::move(config)) {}
+  CausalLMImpl(ModelConfig config, parallel::TpGroup tp)
+      : config_(std::move(config)), tp_(std::move(tp)) {}
   // input_ids: [B, T] int64; attention_mask: [B, T] (1 = token, 0 = padding) or undefined for
-  // "all tokens real". Returns logits [B, T, vocab_size].
+  // "all tokens real". Returns this rank's logits: [B, T, vocab_size] when tp = 1, else
+  // [B, T, vocab chunk] holding vocab_spec()'s rows (padding columns past the vocabulary are
+  // undefined values: use vocab_parallel_causal_lm_loss or gather_logits).
   virtual torch::Tensor forward(const torch::Tensor& input_ids,
                                 const torch::Tensor& attention_mask) = 0;
   const ModelConfig& config() const { return config_; }
+  const parallel::TpGroup& tp() const { return tp_; }
+  // How the vocabulary (embedding rows and LM-head outputs) is split across TP ranks.
+  virtual const ShardSpec& vocab_spec() const = 0;
+  // Full logits [..., vocab_size] from this rank's [..., chunk] (collective over TP).
+  torch::Tensor gather_logits(const torch::Tensor& local_logits) const;
+  // Key/value heads held by this TP rank (see PrefixProvider).
+  int64_t kv_heads_held() const;
+  // Whether k/v projections are split over TP (kv_heads % tp == 0) or replicated.
+  bool kv_heads_split() const { return config_.kv_heads() % tp_.size() == 0; }
+
+  void set_prefix_provider(std::shared_ptr<PrefixProvider> p) { prefix_ = std::move(p); }
+  PrefixProvider* prefix_provider() const { return prefix_.get(); }
 
  protected:
   ModelConfig config_;
+  parallel::TpGroup tp_;
+  std::shared_ptr<PrefixProvider> prefix_;
 };
 
 // Builds and initialises a model. Initialisation is a pure function of (seed, parameter name):
 // every tensor draws from its own generator, so construction order, strategies that add modules,
 // or sharding (which keeps a slice of the same full tensor) never change another tensor's values.
-std::shared_ptr<CausalLMImpl> build_model(const ModelConfig& config, uint64_t seed);
+// Under TP every rank builds its shard: a parameter's values are the slice (per its ShardSpec) of
+// the full tensor a one-rank build would make, so TP=k gathered equals TP=1 for the same seed.
+std::shared_ptr<CausalLMImpl> build_model(const ModelConfig& config, uint64_t seed,
+                                          parallel::TpGroup tp = {});
+
+// Checks that `config` can be split over tp ranks (heads, MLP width); UserError naming the field.
+void validate_tp(const ModelConfig& config, int tp);
 
 // (Re)initialises one named parameter in place by the rule above.
-void init_parameter(torch::Tensor& param, const std::string& name, const ModelConfig& config,
-                    uint64_t seed);
+// `spec` gives the global shape; param (local) receives its slice.
+void init_parameter(torch::Tensor& param, const std::string& name, const ShardSpec& spec,
+                    const ModelConfig& config, uint64_t seed);
 
 // A 64-bit seed for a named stream (FNV-1a of the name mixed with the base seed).
 uint64_t named_seed(uint64_t seed, const std::string& name);

@@ -31,10 +31,27 @@ ZeroAdamW::ZeroAdamW(std::vector<NamedParameter> params, parallel::GradSync& syn
 double ZeroAdamW::shard_grad_norm_squared() const {
   double sq = 0.0;
   for (int64_t b = 0; b < sync_.num_buckets(); ++b) {
-    const double v = sync_.shard_grad(b).norm().item<double>();
+    auto g = sync_.shard_grad(b);
+    if (!norm_mask_.empty()) g = g * norm_mask_[static_cast<size_t>(b)];
+    const double v = g.norm().item<double>();
     sq += v * v;
   }
   return sq;
+}
+
+void ZeroAdamW::set_norm_counted(const std::vector<bool>& counted) {
+  TORCH_CHECK(counted.size() == params_.size(), "set_norm_counted: one flag per parameter");
+  norm_mask_.clear();
+  const int64_t n = dp_.size(), r = dp_.rank();
+  for (int64_t b = 0; b < sync_.num_buckets(); ++b) {
+    const int64_t numel = sync_.bucket_numel(b), shard = numel / n;
+    auto mask = torch::zeros({numel}, torch::kFloat);
+    for (size_t i : sync_.bucket_params(b)) {
+      if (counted[i]) mask.narrow(0, sync_.offset_in_bucket(i), params_[i].param.numel()).fill_(1.0);
+    }
+    norm_mask_.push_back(mask.narrow(0, r * shard, shard).clone().to(
+        params_[sync_.bucket_params(b).front()].param.scalar_type()));
+  }
 }
 
 void ZeroAdamW::scale_shard_grads(double factor) {

@@ -25,8 +25,11 @@ class ZeroAdamW {
   ZeroAdamW(std::vector<NamedParameter> params, parallel::GradSync& sync,
             parallel::Communicator& dp, AdamWOptions options);
 
-  // Sum of squares of this rank's gradient shards (reduce over DP for the global norm).
+  // Sum of squares of this rank's gradient shards (reduce over DP for the global norm). Parameters
+  // marked false by set_norm_counted() are left out (TP-replicated parameters on TP ranks > 0, so
+  // that a reduction over TP counts them once).
   double shard_grad_norm_squared() const;
+  void set_norm_counted(const std::vector<bool>& counted);
   void scale_shard_grads(double factor);
   // One update of the local shards, then the parameter all-gather.
   void step(double lr);
@@ -48,6 +51,7 @@ class ZeroAdamW {
   AdamWOptions options_;
   std::vector<torch::Tensor> flat_params_;  // per bucket, padded
   std::vector<torch::Tensor> exp_avg_, exp_avg_sq_, decay_mask_;  // per bucket, shard-sized
+  std::vector<torch::Tensor> norm_mask_;  // per bucket, shard-sized float 0/1; empty = all count
   int64_t step_ = 0;
 };
 

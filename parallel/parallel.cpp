@@ -1,1 +1,0 @@
-#include "parallel/errors.h"
