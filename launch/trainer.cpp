@@ -7,11 +7,14 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "core/loss.h"
 #include "io/checkpoint.h"
+#include "core/shard.h"
 #include "parallel/errors.h"
+#include "parallel/tp_ops.h"
 #include "strategies/registry.h"
 
 namespace shardtune::launch {
@@ -58,19 +61,24 @@ void load_model_weights(const std::string& checkpoint, core::CausalLMImpl& model
   require(saved == model.config(),
           file + ": model config differs from [model]: saved " + info.model_config +
               ", configured " + model.config().to_json());
+  // Tensors are stored at their global shape: read each whole, keep this rank's slice.
+  const auto specs = core::parameter_specs(model);
   std::vector<io::CheckpointTensor> tensors;
-  for (auto& item : model.named_parameters()) {
-    tensors.push_back({"/model/" + item.key(), item.value()});
+  for (const auto& [name, spec] : specs) {
+    tensors.push_back({"/model/" + name, torch::empty(spec.global_shape)});
   }
   io::load_checkpoint_tensors(file, tensors);
+  auto params = model.named_parameters();
+  for (size_t i = 0; i < specs.size(); ++i) {
+    auto local = params[specs[i].first];
+    core::assign_from_full(local, tensors[i].tensor, specs[i].second);
+  }
 }
 
 Trainer::Trainer(Config config, parallel::RankGrid& grid)
     : config_(std::move(config)), grid_(grid) {
   config_.validate(grid_.dims().world());
-  require(grid_.dims().tp == 1,
-          "[parallel] tp=" + std::to_string(grid_.dims().tp) +
-              ": tensor parallelism is not available in this build yet; use tp=1");
+  core::validate_tp(config_.model, grid_.dims().tp);
   tokenizer_ = io::make_tokenizer(config_.data.tokenizer, "[data] tokenizer");
   require(config_.model.vocab_size >= tokenizer_->vocab_size(),
           "[model] vocab_size=" + std::to_string(config_.model.vocab_size) +
@@ -78,13 +86,23 @@ Trainer::Trainer(Config config, parallel::RankGrid& grid)
               std::to_string(tokenizer_->vocab_size()) + ")");
   data_ = load_datasets(config_, *tokenizer_);
 
-  model_ = core::build_model(config_.model, config_.train.seed);
+  model_ = core::build_model(config_.model, config_.train.seed, parallel::TpGroup{grid_.tp_ptr()});
   if (!config_.checkpoint.init_from.empty()) {
     load_model_weights(config_.checkpoint.init_from, *model_);
   }
   strategy_ = strategies::make_strategy(config_.strategy, config_.strategy_options);
   strategy_->apply(*model_);
   trainable_ = strategy_->trainable_parameters(*model_);
+  // Which gradients a global norm counts on this rank: TP-sharded ones always, TP-replicated ones
+  // only on TP rank 0, so the sum over the TP group counts each parameter once (Megatron's
+  // param_is_not_tensor_parallel_duplicate).
+  {
+    std::map<std::string, bool> sharded;
+    for (const auto& [name, spec] : core::parameter_specs(*model_)) sharded[name] = spec.sharded();
+    for (const auto& p : trainable_) {
+      norm_counted_.push_back(grid_.coord().tp_rank == 0 || sharded[p.name]);
+    }
+  }
   core::AdamWOptions opt;
   opt.beta1 = config_.train.beta1;
   opt.beta2 = config_.train.beta2;
@@ -97,6 +115,7 @@ Trainer::Trainer(Config config, parallel::RankGrid& grid)
       params, grid_.dp(), static_cast<int64_t>(config_.parallel.bucket_mb * 1024 * 1024), zero);
   if (zero) {
     zero_ = std::make_unique<core::ZeroAdamW>(trainable_, *grad_sync_, grid_.dp(), opt);
+    zero_->set_norm_counted(norm_counted_);
   } else {
     optimizer_ = std::make_unique<core::AdamW>(trainable_, opt);
   }
@@ -105,8 +124,9 @@ Trainer::Trainer(Config config, parallel::RankGrid& grid)
   sampler_ = std::make_unique<core::DistributedSampler>(
       static_cast<int64_t>(data_.train.size()), config_.train.global_batch,
       grid_.coord().dp_rank, grid_.dims().dp, config_.train.seed);
-  // Dropout draws from the global generator: same seed on every rank of a run.
-  torch::manual_seed(config_.train.seed + 17);
+  // Dropout streams: the default one (same seed on every rank) for replicated activations, a
+  // per-TP-rank one for sharded activations (parallel/tp_ops.h).
+  parallel::rng_tracker().seed(config_.train.seed + 17, grid_.coord().tp_rank);
 
   if (grid_.rank() == 0) {
     std::filesystem::create_directories(config_.train.out_dir);
@@ -153,7 +173,7 @@ StepResult Trainer::step() {
     grad_sync_->set_sync(i + 1 == batches.size());
     auto& b = batches[i];
     auto logits = model_->forward(b.input_ids, b.attention_mask);
-    auto loss = core::causal_lm_loss(logits, b.labels);
+    auto loss = core::causal_lm_loss(logits, b.labels, model_->vocab_spec(), model_->tp());
     (loss.sum * inv).backward();
     loss_sum += loss.sum.item<double>();
   }
@@ -169,13 +189,21 @@ StepResult Trainer::step() {
     // Each rank holds a disjoint gradient shard: the global norm sums the shards' squares.
     auto sq = torch::tensor({zero_->shard_grad_norm_squared()}, torch::kDouble);
     grid_.dp().all_reduce(sq, parallel::ReduceOp::kSum);
+    grid_.tp().all_reduce(sq, parallel::ReduceOp::kSum);
     norm = std::sqrt(sq.item<double>());
     const double coef = core::clip_coefficient(norm, config_.train.grad_clip);
     if (coef != 1.0) zero_->scale_shard_grads(coef);
     zero_->step(lr);
   } else {
-    // Gradients are replicated across DP after the all-reduce: the local norm is the global one.
-    norm = std::sqrt(core::grad_norm_squared(trainable_));
+    // Gradients are replicated across DP after the all-reduce; across TP each rank holds its
+    // shards plus (TP rank 0 only) the replicated parameters.
+    std::vector<core::NamedParameter> counted;
+    for (size_t i = 0; i < trainable_.size(); ++i) {
+      if (norm_counted_[i]) counted.push_back(trainable_[i]);
+    }
+    auto sq = torch::tensor({core::grad_norm_squared(counted)}, torch::kDouble);
+    grid_.tp().all_reduce(sq, parallel::ReduceOp::kSum);
+    norm = std::sqrt(sq.item<double>());
     core::scale_grads(trainable_, norm, config_.train.grad_clip);
     optimizer_->step(lr);
   }
@@ -197,7 +225,8 @@ EvalResult Trainer::evaluate() {
   auto flush = [&]() {
     if (group.empty()) return;
     auto b = core::collate(group, tokenizer_->pad_id());
-    auto loss = core::causal_lm_loss(model_->forward(b.input_ids, b.attention_mask), b.labels);
+    auto loss = core::causal_lm_loss(model_->forward(b.input_ids, b.attention_mask), b.labels,
+                                     model_->vocab_spec(), model_->tp());
     loss_sum += loss.sum.item<double>();
     tokens += loss.tokens;
     group.clear();
@@ -253,13 +282,29 @@ int64_t Trainer::optimizer_state_bytes() const {
 
 std::string Trainer::save() {
   std::string path;
-  // Optimizer state is stored at its global shape whatever the layout: gather ZeRO shards.
+  // Optimizer state is stored at its global shape whatever the layout: gather ZeRO shards over DP,
+  // then every tensor's TP shards.
   std::vector<torch::Tensor> exp_avg, exp_avg_sq;
   if (zero_) {
     zero_->gather_state(exp_avg, exp_avg_sq);
   } else {
     exp_avg = optimizer_->exp_avg();
     exp_avg_sq = optimizer_->exp_avg_sq();
+  }
+  const parallel::TpGroup tp{grid_.tp_ptr()};
+  std::map<std::string, core::ShardSpec> spec_of;
+  std::vector<io::CheckpointTensor> tensors;
+  for (const auto& [name, spec] : core::parameter_specs(*model_)) {
+    spec_of[name] = spec;
+    auto local = model_->named_parameters()[name];
+    tensors.push_back({"/model/" + name, core::gather_full(local.detach(), spec, tp)});
+  }
+  for (size_t i = 0; i < trainable_.size(); ++i) {
+    const auto& spec = spec_of[trainable_[i].name];
+    tensors.push_back({"/optimizer/" + trainable_[i].name + "/exp_avg",
+                       core::gather_full(exp_avg[i], spec, tp)});
+    tensors.push_back({"/optimizer/" + trainable_[i].name + "/exp_avg_sq",
+                       core::gather_full(exp_avg_sq[i], spec, tp)});
   }
   if (grid_.rank() == 0) {
     io::CheckpointInfo info;
@@ -270,14 +315,6 @@ std::string Trainer::save() {
     info.layout = layout_string(grid_);
     info.step = steps_done_;
     info.consumed_samples = sampler_->consumed_samples();
-    std::vector<io::CheckpointTensor> tensors;
-    for (auto& item : model_->named_parameters()) {
-      tensors.push_back({"/model/" + item.key(), item.value()});
-    }
-    for (size_t i = 0; i < trainable_.size(); ++i) {
-      tensors.push_back({"/optimizer/" + trainable_[i].name + "/exp_avg", exp_avg[i]});
-      tensors.push_back({"/optimizer/" + trainable_[i].name + "/exp_avg_sq", exp_avg_sq[i]});
-    }
     path = io::save_checkpoint(config_.checkpoint_dir(), info, tensors, config_.checkpoint.keep_last);
     spdlog::info("checkpoint saved: {}", path);
   }

@@ -70,6 +70,7 @@ class Trainer {
   std::shared_ptr<core::CausalLMImpl> model_;
   std::unique_ptr<core::Strategy> strategy_;
   std::vector<core::NamedParameter> trainable_;
+  std::vector<bool> norm_counted_;  // per trainable_: counted in this rank's share of the norm
   std::unique_ptr<core::AdamW> optimizer_;
   std::unique_ptr<parallel::GradSync> grad_sync_;
   std::unique_ptr<core::ZeroAdamW> zero_;  // [parallel] zero=1 (then optimizer_ is null)
