@@ -104,4 +104,24 @@ void ZeroAdamW::gather_state(std::vector<torch::Tensor>& exp_avg,
   }
 }
 
+void ZeroAdamW::set_state(const std::vector<torch::Tensor>& exp_avg,
+                          const std::vector<torch::Tensor>& exp_avg_sq) {
+  TORCH_CHECK(exp_avg.size() == params_.size() && exp_avg_sq.size() == params_.size(),
+              "ZeroAdamW::set_state: one exp_avg and exp_avg_sq per parameter");
+  torch::NoGradGuard no_grad;
+  const int64_t n = dp_.size(), r = dp_.rank();
+  for (int64_t b = 0; b < sync_.num_buckets(); ++b) {
+    const int64_t numel = sync_.bucket_numel(b), shard = numel / n;
+    auto m = torch::zeros({numel}, exp_avg_[b].options());
+    auto v = torch::zeros({numel}, exp_avg_sq_[b].options());
+    for (size_t i : sync_.bucket_params(b)) {
+      const int64_t count = params_[i].param.numel();
+      m.narrow(0, sync_.offset_in_bucket(i), count).copy_(exp_avg[i].reshape({-1}));
+      v.narrow(0, sync_.offset_in_bucket(i), count).copy_(exp_avg_sq[i].reshape({-1}));
+    }
+    exp_avg_[b].copy_(m.narrow(0, r * shard, shard));
+    exp_avg_sq_[b].copy_(v.narrow(0, r * shard, shard));
+  }
+}
+
 }  // namespace shardtune::core

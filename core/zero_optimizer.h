@@ -41,6 +41,11 @@ class ZeroAdamW {
   // Collective: the full exp_avg / exp_avg_sq of every parameter, in params order (for
   // checkpoints, which store optimizer state at its global shape).
   void gather_state(std::vector<torch::Tensor>& exp_avg, std::vector<torch::Tensor>& exp_avg_sq);
+  // The inverse, not collective: every rank passes the full exp_avg / exp_avg_sq of every
+  // parameter (params order) and keeps its own 1/dp slice of each bucket (checkpoint loading at
+  // any DP size).
+  void set_state(const std::vector<torch::Tensor>& exp_avg,
+                 const std::vector<torch::Tensor>& exp_avg_sq);
 
  private:
   torch::Tensor full_from_shards(int64_t bucket, const torch::Tensor& shard);

@@ -14,6 +14,7 @@
 #include "core/generate.h"
 #include "io/checkpoint.h"
 #include "launch/bootstrap.h"
+#include "launch/signals.h"
 #include "launch/trainer.h"
 #include "parallel/communicator.h"
 #include "parallel/errors.h"
@@ -78,14 +79,21 @@ int cmd_ckpt(const std::vector<std::string>& args) {
   const std::string file = io::resolve_checkpoint(args[1]);
   const auto info = io::read_checkpoint_info(file);
   std::printf("file: %s\nformat: %d (shardtune %s)\nstep: %lld\nconsumed_samples: %lld\n"
-              "layout: %s\nstrategy: %s\ntokenizer: %s\nmodel: %s\ntensors:\n",
+              "layout: %s\nstrategy: %s\ntokenizer: %s\nmodel: %s\n",
               file.c_str(), info.format_version, info.shardtune_version.c_str(),
               static_cast<long long>(info.step), static_cast<long long>(info.consumed_samples),
               info.layout.c_str(), info.strategy.c_str(), info.tokenizer.c_str(),
               info.model_config.c_str());
+  if (info.format_version >= 2) {
+    std::printf("strategy_options: %s\nworld: %lld\noptimizer_step: %lld\nbase_model: %s\n",
+                info.strategy_options.c_str(), static_cast<long long>(info.world),
+                static_cast<long long>(info.optimizer_step),
+                info.base_model.empty() ? "(self-contained)" : info.base_model.c_str());
+  }
+  std::printf("tensors:\n");
   for (const auto& t : io::list_checkpoint_tensors(file)) {
-    std::printf("  %-64s %-8s %s\n", t.path.c_str(), t.dtype.c_str(),
-                c10::str(c10::IntArrayRef(t.shape)).c_str());
+    std::printf("  %-64s %-8s %-16s %s\n", t.path.c_str(), t.dtype.c_str(),
+                c10::str(c10::IntArrayRef(t.shape)).c_str(), t.sharding.c_str());
   }
   return 0;
 }
@@ -212,6 +220,8 @@ int run_cli(int argc, char** argv) {
   if (rc != 0) return rc;
 
   // Past setup, ranks are inside collectives: an error on one rank must end all of them.
+  // SIGTERM / SIGUSR1 from here on: finish the step, checkpoint, exit 0 (launch/signals.h).
+  if (command == "train") install_stop_signals();
   try {
     if (command == "train") {
       trainer->train();

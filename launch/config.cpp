@@ -73,7 +73,8 @@ po::options_description describe(Config& c) {
       ("checkpoint.init_from", po::value(&c.checkpoint.init_from)->default_value(c.checkpoint.init_from), "load model weights from this checkpoint file or directory")
       ("checkpoint.every", po::value(&c.checkpoint.every)->default_value(c.checkpoint.every), "save every N steps (0 = at the end only)")
       ("checkpoint.save_final", po::value(&c.checkpoint.save_final)->default_value(c.checkpoint.save_final), "save when training ends")
-      ("checkpoint.keep_last", po::value(&c.checkpoint.keep_last)->default_value(c.checkpoint.keep_last), "keep only the newest K checkpoints (0 = all)");
+      ("checkpoint.keep_last", po::value(&c.checkpoint.keep_last)->default_value(c.checkpoint.keep_last), "keep only the newest K checkpoints (0 = all)")
+      ("checkpoint.resume", po::value(&c.checkpoint.resume)->default_value(c.checkpoint.resume), "resume training from a checkpoint: auto (<dir>/latest when it exists) or FILE|DIR; also --resume");
   po::options_description parallel("[parallel] layout");
   parallel.add_options()
       ("parallel.tp", po::value(&c.parallel.tp)->default_value(c.parallel.tp), "tensor-parallel size (dp = world / tp)")
@@ -218,13 +219,26 @@ std::string Config::to_ini() const {
   line("checkpoint", "every", checkpoint.every);
   line("checkpoint", "save_final", b(checkpoint.save_final));
   line("checkpoint", "keep_last", checkpoint.keep_last);
+  line("checkpoint", "resume", checkpoint.resume);
   line("parallel", "tp", parallel.tp);
   line("parallel", "zero", parallel.zero);
   line("parallel", "bucket_mb", parallel.bucket_mb);
   return out.str();
 }
 
-bool parse_config(const std::vector<std::string>& args, Config& config, std::string& help) {
+bool parse_config(const std::vector<std::string>& raw_args, Config& config, std::string& help) {
+  // --resume X / --resume=X is --checkpoint.resume=X.
+  std::vector<std::string> args;
+  for (size_t i = 0; i < raw_args.size(); ++i) {
+    if (raw_args[i] == "--resume") {
+      require(i + 1 < raw_args.size(), "command line: --resume needs auto or a checkpoint path");
+      args.push_back("--checkpoint.resume=" + raw_args[++i]);
+    } else if (raw_args[i].rfind("--resume=", 0) == 0) {
+      args.push_back("--checkpoint.resume=" + raw_args[i].substr(9));
+    } else {
+      args.push_back(raw_args[i]);
+    }
+  }
   auto desc = describe(config);
   po::options_description cli("Command line");
   std::string config_file;

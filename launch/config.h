@@ -49,6 +49,7 @@ struct CheckpointOptions {
   int64_t every = 0;             // save every N steps (0 = only at the end)
   bool save_final = true;
   int keep_last = 2;
+  std::string resume;            // "auto" (<dir>/latest if any) or a checkpoint file/directory
 };
 
 struct ParallelOptions {
@@ -83,7 +84,8 @@ struct Config {
   std::string to_ini() const;
 };
 
-// Parses `args` (everything after the subcommand): --config FILE and --section.key=value.
+// Parses `args` (everything after the subcommand): --config FILE, --section.key=value, and
+// --resume auto|PATH (short for --checkpoint.resume=...).
 // Returns false and fills `help` when --help was asked for.
 bool parse_config(const std::vector<std::string>& args, Config& config, std::string& help);
 

@@ -12,6 +12,8 @@
 
 #include "core/loss.h"
 #include "io/checkpoint.h"
+#include "launch/resume.h"
+#include "launch/signals.h"
 #include "core/shard.h"
 #include "parallel/errors.h"
 #include "parallel/tp_ops.h"
@@ -24,10 +26,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-std::string layout_string(const parallel::RankGrid& grid) {
-  return "tp=" + std::to_string(grid.dims().tp) + ",dp=" + std::to_string(grid.dims().dp);
 }
 
 std::string format_eta(double seconds) {
@@ -56,23 +54,11 @@ class MetricsWriter {
 
 void load_model_weights(const std::string& checkpoint, core::CausalLMImpl& model) {
   const std::string file = io::resolve_checkpoint(checkpoint);
-  const auto info = io::read_checkpoint_info(file);
-  const auto saved = core::ModelConfig::from_json(info.model_config);
-  require(saved == model.config(),
-          file + ": model config differs from [model]: saved " + info.model_config +
-              ", configured " + model.config().to_json());
-  // Tensors are stored at their global shape: read each whole, keep this rank's slice.
-  const auto specs = core::parameter_specs(model);
-  std::vector<io::CheckpointTensor> tensors;
-  for (const auto& [name, spec] : specs) {
-    tensors.push_back({"/model/" + name, torch::empty(spec.global_shape)});
-  }
-  io::load_checkpoint_tensors(file, tensors);
-  auto params = model.named_parameters();
-  for (size_t i = 0; i < specs.size(); ++i) {
-    auto local = params[specs[i].first];
-    core::assign_from_full(local, tensors[i].tensor, specs[i].second);
-  }
+  require(io::read_checkpoint_info(file).base_model.empty(),
+          file + ": holds only a strategy's trainable state; load it through [checkpoint] "
+                 "init_from with the same strategy");
+  // Each rank reads the hyperslabs of its own shards (any saved layout).
+  load_base_weights(file, model, 0);
 }
 
 Trainer::Trainer(Config config, parallel::RankGrid& grid)
@@ -88,10 +74,13 @@ Trainer::Trainer(Config config, parallel::RankGrid& grid)
 
   model_ = core::build_model(config_.model, config_.train.seed, parallel::TpGroup{grid_.tp_ptr()});
   if (!config_.checkpoint.init_from.empty()) {
-    load_model_weights(config_.checkpoint.init_from, *model_);
+    load_base_weights(config_.checkpoint.init_from, *model_, config_.train.seed);
   }
   strategy_ = strategies::make_strategy(config_.strategy, config_.strategy_options);
   strategy_->apply(*model_);
+  if (!config_.checkpoint.init_from.empty()) {
+    load_strategy_weights(config_.checkpoint.init_from, *model_);
+  }
   trainable_ = strategy_->trainable_parameters(*model_);
   // Which gradients a global norm counts on this rank: TP-sharded ones always, TP-replicated ones
   // only on TP rank 0, so the sum over the TP group counts each parameter once (Megatron's
@@ -127,6 +116,13 @@ Trainer::Trainer(Config config, parallel::RankGrid& grid)
   // Dropout streams: the default one (same seed on every rank) for replicated activations, a
   // per-TP-rank one for sharded activations (parallel/tp_ops.h).
   parallel::rng_tracker().seed(config_.train.seed + 17, grid_.coord().tp_rank);
+  // [checkpoint] resume / --resume: parameters, optimizer, step, sampler and RNG streams.
+  if (const std::string file = resume_file(config_); !file.empty()) {
+    TrainingState state{config_, grid_, *model_, *strategy_, trainable_, optimizer_.get(),
+                        zero_.get(), *sampler_, *tokenizer_, steps_done_};
+    load_training_checkpoint(file, state);
+  }
+
 
   if (grid_.rank() == 0) {
     std::filesystem::create_directories(config_.train.out_dir);
@@ -281,45 +277,9 @@ int64_t Trainer::optimizer_state_bytes() const {
 }
 
 std::string Trainer::save() {
-  std::string path;
-  // Optimizer state is stored at its global shape whatever the layout: gather ZeRO shards over DP,
-  // then every tensor's TP shards.
-  std::vector<torch::Tensor> exp_avg, exp_avg_sq;
-  if (zero_) {
-    zero_->gather_state(exp_avg, exp_avg_sq);
-  } else {
-    exp_avg = optimizer_->exp_avg();
-    exp_avg_sq = optimizer_->exp_avg_sq();
-  }
-  const parallel::TpGroup tp{grid_.tp_ptr()};
-  std::map<std::string, core::ShardSpec> spec_of;
-  std::vector<io::CheckpointTensor> tensors;
-  for (const auto& [name, spec] : core::parameter_specs(*model_)) {
-    spec_of[name] = spec;
-    auto local = model_->named_parameters()[name];
-    tensors.push_back({"/model/" + name, core::gather_full(local.detach(), spec, tp)});
-  }
-  for (size_t i = 0; i < trainable_.size(); ++i) {
-    const auto& spec = spec_of[trainable_[i].name];
-    tensors.push_back({"/optimizer/" + trainable_[i].name + "/exp_avg",
-                       core::gather_full(exp_avg[i], spec, tp)});
-    tensors.push_back({"/optimizer/" + trainable_[i].name + "/exp_avg_sq",
-                       core::gather_full(exp_avg_sq[i], spec, tp)});
-  }
-  if (grid_.rank() == 0) {
-    io::CheckpointInfo info;
-    info.shardtune_version = SHARDTUNE_VERSION;
-    info.model_config = config_.model.to_json();
-    info.strategy = strategy_->name();
-    info.tokenizer = tokenizer_->identity();
-    info.layout = layout_string(grid_);
-    info.step = steps_done_;
-    info.consumed_samples = sampler_->consumed_samples();
-    path = io::save_checkpoint(config_.checkpoint_dir(), info, tensors, config_.checkpoint.keep_last);
-    spdlog::info("checkpoint saved: {}", path);
-  }
-  grid_.world().barrier();
-  return path;
+  TrainingState state{config_, grid_, *model_, *strategy_, trainable_, optimizer_.get(),
+                      zero_.get(), *sampler_, *tokenizer_, steps_done_};
+  return save_training_checkpoint(state);
 }
 
 std::vector<double> Trainer::train() {
@@ -339,9 +299,19 @@ std::vector<double> Trainer::train() {
         steps_done_ != config_.train.steps) {
       log_eval(evaluate());
     }
-    if (config_.checkpoint.every > 0 && steps_done_ % config_.checkpoint.every == 0 &&
-        steps_done_ != config_.train.steps) {
-      save();
+    const bool saved_now = config_.checkpoint.every > 0 &&
+                           steps_done_ % config_.checkpoint.every == 0 &&
+                           steps_done_ != config_.train.steps;
+    if (saved_now) save();
+    // SIGTERM / SIGUSR1 on any rank: every rank stops after this same step, with a checkpoint.
+    auto stop = torch::tensor({stop_signal()}, torch::kInt);
+    grid_.world().all_reduce(stop, parallel::ReduceOp::kMax);
+    if (stop.item<int>() != 0) {
+      if (grid_.rank() == 0) {
+        spdlog::warn("signal {} received: stopping after step {}", stop.item<int>(), steps_done_);
+      }
+      if (!saved_now) save();
+      return losses;
     }
   }
   if (has_eval) {

@@ -1,0 +1,143 @@
+// Checkpoint I/O benchmark: write and read throughput of a sharded checkpoint of the benchmark
+// model (bench_config.h's ~30M llama: parameters + AdamW exp_avg + exp_avg_sq, 3 x 4 bytes per
+// parameter), against `dd` of the same bytes to the same disk (benchmarks/run_checkpoint_bench.sh).
+//
+//   mpirun -np N bench_checkpoint DIR [--tp T] [--reps R] [--xfer collective|independent]
+//
+// Layout: tp = T (default N), dp = N / T. Each tensor is written by one rank per piece exactly as
+// Trainer::save does (TP shards by their TP rank, DP replicas taking turns by tensor index).
+//   write: io::save_sharded_checkpoint (checksums, collective HDF5 create/write, flush, fsync on
+//          every rank, rename, `latest`), timed from a barrier to the slowest rank's return;
+//   read:  io::load_sharded_tensors of every tensor at this rank's spec, after the file's pages
+//          are dropped from the page cache (posix_fadvise DONTNEED after fsync), so the read
+//          comes from the disk; slowest rank.
+// MB/s = file bytes / time (1 MB = 1e6 bytes); median over R repetitions. Prints JSON on rank 0.
+#include <fcntl.h>
+#include <mpi.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "bench_config.h"
+#include "core/model.h"
+#include "core/shard.h"
+#include "io/checkpoint.h"
+#include "launch/bootstrap.h"
+#include "parallel/rank_grid.h"
+
+using namespace shardtune;
+
+namespace {
+
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+double slowest(double t) {
+  double out = 0;
+  MPI_Allreduce(&t, &out, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  return out;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+void drop_cache(const std::string& file) {
+  const int fd = ::open(file.c_str(), O_RDONLY);
+  if (fd < 0) return;
+  ::fdatasync(fd);
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  ::close(fd);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  launch::MpiRuntime mpi(&argc, &argv);
+  if (argc < 2) {
+    if (mpi.rank() == 0) std::fprintf(stderr, "usage: bench_checkpoint DIR [--tp T] [--reps R]\n");
+    return 2;
+  }
+  const std::string dir = argv[1];
+  int tp = mpi.world_size(), reps = 3;
+  for (int i = 2; i + 1 < argc; i += 2) {
+    const std::string k = argv[i];
+    if (k == "--tp") tp = std::atoi(argv[i + 1]);
+    if (k == "--reps") reps = std::atoi(argv[i + 1]);
+    if (k == "--xfer") setenv("SHARDTUNE_CKPT_XFER", argv[i + 1], 1);
+  }
+  auto grid = parallel::RankGrid::create(mpi.world(), tp);
+  const auto config = bench::llama30m_config(dir, 128, 4);
+  core::validate_tp(config.model, tp);
+  auto model = core::build_model(config.model, 1234, parallel::TpGroup{grid.tp_ptr()});
+  const int world = grid.dims().world(), dp = grid.dims().dp, dp_rank = grid.coord().dp_rank;
+
+  std::vector<io::ShardedTensor> tensors;
+  auto params = model->named_parameters();
+  int64_t global_bytes = 0;
+  for (const std::string kind : {"/model/", "/optimizer/exp_avg/", "/optimizer/exp_avg_sq/"}) {
+    for (const auto& [name, spec] : core::parameter_specs(*model)) {
+      const int k = static_cast<int>(tensors.size());
+      const bool write = spec.sharded() ? dp_rank == k % dp : grid.rank() == k % world;
+      auto local = kind == "/model/" ? params[name].detach()
+                                     : torch::randn_like(params[name]).detach();
+      tensors.push_back({kind + name, local, spec, write});
+      int64_t n = 4;
+      for (auto d : spec.global_shape) n *= d;
+      global_bytes += n;
+    }
+  }
+  io::CheckpointInfo info;
+  info.shardtune_version = "bench";
+  info.model_config = config.model.to_json();
+  info.strategy = "sft";
+  info.layout = "tp=" + std::to_string(tp) + ",dp=" + std::to_string(dp);
+  info.tp = tp;
+  info.dp = dp;
+  info.world = world;
+
+  std::vector<double> writes, reads;
+  std::string file;
+  for (int r = 0; r < reps; ++r) {
+    info.step = r + 1;
+    MPI_Barrier(MPI_COMM_WORLD);
+    double t0 = now();
+    file = io::save_sharded_checkpoint(dir, info, tensors, grid.world(), 1);
+    writes.push_back(slowest(now() - t0));
+    if (mpi.rank() == 0) drop_cache(file);
+    std::vector<io::ShardedTensor> dest;
+    for (const auto& t : tensors) {
+      dest.push_back({t.path, torch::empty_like(t.local), t.spec, false});
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    t0 = now();
+    io::load_sharded_tensors(file, dest);
+    reads.push_back(slowest(now() - t0));
+    for (size_t i = 0; i < dest.size(); ++i) {
+      auto a = core::real_part(dest[i].local, dest[i].spec);
+      if (!torch::equal(a, core::real_part(tensors[i].local, tensors[i].spec))) {
+        std::fprintf(stderr, "bench_checkpoint: %s read back differs\n", tensors[i].path.c_str());
+        return 1;
+      }
+    }
+  }
+  if (mpi.rank() == 0) {
+    const double bytes = static_cast<double>(std::filesystem::file_size(file));
+    const char* xfer = std::getenv("SHARDTUNE_CKPT_XFER");
+    std::printf("{\"np\": %d, \"tp\": %d, \"dp\": %d, \"xfer\": \"%s\", \"file\": \"%s\", "
+                "\"file_bytes\": %.0f, \"tensor_bytes\": %lld, \"write_s\": %.3f, "
+                "\"write_MBps\": %.1f, \"read_s\": %.3f, \"read_MBps\": %.1f}\n",
+                world, tp, dp, xfer ? xfer : "collective", file.c_str(), bytes,
+                static_cast<long long>(global_bytes), median(writes),
+                bytes / median(writes) / 1e6, median(reads), bytes / median(reads) / 1e6);
+  }
+  return 0;
+}

@@ -1,0 +1,315 @@
+// Checkpoints in one process: the file format (pieces, checksums, attributes), every bad-file case
+// giving one UserError that names file and tensor, `latest` / keep_last handling, strategy and
+// model mismatches, exact resume of the in-process Trainer, and the stop signal.
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+
+#include "io/checkpoint.h"
+#include "launch/resume.h"
+#include "launch/signals.h"
+#include "launch/trainer.h"
+#include "parallel/errors.h"
+#include "train_helpers.h"
+
+using namespace shardtune;
+using namespace shardtune::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+io::CheckpointInfo test_info(int64_t step) {
+  io::CheckpointInfo info;
+  info.shardtune_version = "test";
+  info.model_config = "{}";
+  info.strategy = "sft";
+  info.strategy_options = "{}";
+  info.tokenizer = "byte-v1";
+  info.layout = "tp=1,dp=1,zero=0";
+  info.step = step;
+  return info;
+}
+
+// A tensor whose bytes are easy to find in the file.
+torch::Tensor marker(int64_t n, float v) { return torch::full({n}, v); }
+
+std::string save_sample(const std::string& dir, int64_t step, int keep_last = 0) {
+  std::vector<io::CheckpointTensor> t{
+      {"/model/a.weight", torch::arange(12, torch::kFloat).view({3, 4})},
+      {"/model/marker", marker(256, 1234.5f)},
+      {"/optimizer/a.weight/exp_avg", torch::ones({3, 4}, torch::kDouble)},
+  };
+  return io::save_checkpoint(dir, test_info(step), t, keep_last);
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const UserError& e) {
+    return e.what();
+  }
+  return "(no UserError)";
+}
+
+void expect_error(const std::function<void()>& f, const std::vector<std::string>& needles) {
+  const auto msg = error_of(f);
+  for (const auto& n : needles) EXPECT_NE(msg.find(n), std::string::npos) << n << " in: " << msg;
+}
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace
+
+TEST(CheckpointFormat, RoundTripInfoAndTensors) {
+  const auto dir = temp_dir("ckpt_roundtrip");
+  auto info = test_info(7);
+  info.tp = 2;
+  info.dp = 3;
+  info.zero = 1;
+  info.world = 6;
+  info.consumed_samples = 56;
+  info.sampler_seed = 99;
+  info.optimizer_step = 7;
+  info.base_model = "seed:99";
+  std::vector<io::CheckpointTensor> t{{"/model/x", torch::randn({5, 2})},
+                                      {"/rng/default", torch::randint(0, 255, {1, 40}, torch::kByte)},
+                                      {"/model/i", torch::arange(4, torch::kLong)}};
+  const auto file = io::save_checkpoint(dir, info, t, 0);
+  EXPECT_EQ(file, dir + "/step-00000007.h5");
+  EXPECT_EQ(io::resolve_checkpoint(dir), file);
+  const auto back = io::read_checkpoint_info(file);
+  EXPECT_EQ(back.format_version, io::kCheckpointFormatVersion);
+  EXPECT_EQ(back.tp, 2);
+  EXPECT_EQ(back.dp, 3);
+  EXPECT_EQ(back.zero, 1);
+  EXPECT_EQ(back.world, 6);
+  EXPECT_EQ(back.step, 7);
+  EXPECT_EQ(back.consumed_samples, 56);
+  EXPECT_EQ(back.sampler_seed, 99);
+  EXPECT_EQ(back.optimizer_step, 7);
+  EXPECT_EQ(back.base_model, "seed:99");
+  EXPECT_EQ(back.strategy_options, "{}");
+  std::vector<io::CheckpointTensor> r{{"/model/x", torch::zeros({5, 2})},
+                                      {"/rng/default", torch::zeros({1, 40}, torch::kByte)},
+                                      {"/model/i", torch::zeros({4}, torch::kLong)}};
+  io::load_checkpoint_tensors(file, r);
+  for (size_t i = 0; i < t.size(); ++i) EXPECT_TRUE(torch::equal(r[i].tensor, t[i].tensor)) << i;
+  const auto list = io::list_checkpoint_tensors(file);
+  ASSERT_EQ(list.size(), 3u);
+  EXPECT_EQ(list[0].path, "/model/i");
+  EXPECT_EQ(list[0].dtype, "int64");
+  EXPECT_EQ(list[2].path, "/rng/default");
+  EXPECT_EQ(list[2].dtype, "uint8");
+  EXPECT_EQ(list[2].shape, (std::vector<int64_t>{1, 40}));
+}
+
+TEST(CheckpointFormat, ChecksumDependsOnEveryByteAndLength) {
+  auto a = torch::arange(37, torch::kFloat);
+  const auto h = io::tensor_checksum(a);
+  for (int64_t i : {0, 8, 31, 36}) {
+    auto b = a.clone();
+    b[i] = b[i] + 1;
+    EXPECT_NE(io::tensor_checksum(b), h) << i;
+  }
+  EXPECT_NE(io::tensor_checksum(a.narrow(0, 0, 36)), h);
+  EXPECT_EQ(io::tensor_checksum(a.clone()), h);
+  // Fixed value, computed with the Python definition in docs/checkpoint-format.md: bytes 0..36
+  // (four 8-byte words in the lanes, five tail bytes).
+  EXPECT_EQ(io::tensor_checksum(torch::arange(37, torch::kByte)), 0x466b2865c5af6524ULL);
+}
+
+TEST(CheckpointFormat, LatestAndKeepLast) {
+  const auto dir = temp_dir("ckpt_keep");
+  for (int64_t s : {1, 2, 3, 4}) save_sample(dir, s, 2);
+  EXPECT_FALSE(fs::exists(dir + "/step-00000001.h5"));
+  EXPECT_FALSE(fs::exists(dir + "/step-00000002.h5"));
+  EXPECT_TRUE(fs::exists(dir + "/step-00000003.h5"));
+  EXPECT_TRUE(fs::exists(dir + "/step-00000004.h5"));
+  EXPECT_EQ(read_all(dir + "/latest"), "step-00000004.h5\n");
+  // A write interrupted earlier leaves a .tmp: the next save removes it and `latest` never names it.
+  write_file(dir + "/step-00000005.h5.tmp", "partial");
+  save_sample(dir, 6, 2);
+  EXPECT_FALSE(fs::exists(dir + "/step-00000005.h5.tmp"));
+  EXPECT_EQ(io::resolve_checkpoint(dir), dir + "/step-00000006.h5");
+}
+
+TEST(CheckpointErrors, TruncatedFile) {
+  const auto dir = temp_dir("ckpt_truncated");
+  const auto file = save_sample(dir, 1);
+  fs::resize_file(file, fs::file_size(file) - 600);
+  expect_error(
+      [&] {
+        std::vector<io::CheckpointTensor> t{{"/model/marker", torch::zeros({256})}};
+        io::load_checkpoint_tensors(file, t);
+      },
+      {file});
+}
+
+TEST(CheckpointErrors, CorruptedBytesFailTheChecksumNamingTheTensor) {
+  const auto dir = temp_dir("ckpt_corrupt");
+  const auto file = save_sample(dir, 1);
+  auto bytes = read_all(file);
+  const float v = 1234.5f;
+  std::string pattern(reinterpret_cast<const char*>(&v), 4);
+  std::string run;
+  for (int i = 0; i < 16; ++i) run += pattern;
+  const auto pos = bytes.find(run);
+  ASSERT_NE(pos, std::string::npos);
+  bytes[pos + 21] ^= 0x01;
+  std::ofstream(file, std::ios::binary | std::ios::trunc) << bytes;
+  expect_error(
+      [&] {
+        std::vector<io::CheckpointTensor> t{{"/model/marker", torch::zeros({256})}};
+        io::load_checkpoint_tensors(file, t);
+      },
+      {file, "/model/marker", "checksum"});
+  // Other tensors still load.
+  std::vector<io::CheckpointTensor> ok{{"/model/a.weight", torch::zeros({3, 4})}};
+  EXPECT_NO_THROW(io::load_checkpoint_tensors(file, ok));
+}
+
+TEST(CheckpointErrors, MissingTensorWrongShapeWrongDtype) {
+  const auto dir = temp_dir("ckpt_mismatch");
+  const auto file = save_sample(dir, 1);
+  expect_error(
+      [&] {
+        std::vector<io::CheckpointTensor> t{{"/model/b.weight", torch::zeros({3, 4})}};
+        io::load_checkpoint_tensors(file, t);
+      },
+      {file, "/model/b.weight", "missing"});
+  expect_error(
+      [&] {
+        std::vector<io::CheckpointTensor> t{{"/lora/x/y", torch::zeros({3, 4})}};
+        io::load_checkpoint_tensors(file, t);
+      },
+      {file, "/lora/x/y", "missing"});
+  expect_error(
+      [&] {
+        std::vector<io::CheckpointTensor> t{{"/model/a.weight", torch::zeros({4, 3})}};
+        io::load_checkpoint_tensors(file, t);
+      },
+      {file, "/model/a.weight", "shape [3, 4]", "expected [4, 3]"});
+  expect_error(
+      [&] {
+        std::vector<io::CheckpointTensor> t{{"/optimizer/a.weight/exp_avg", torch::zeros({3, 4})}};
+        io::load_checkpoint_tensors(file, t);
+      },
+      {file, "/optimizer/a.weight/exp_avg", "float64", "expected float32"});
+  expect_error([&] { io::resolve_checkpoint(dir + "/nothing"); }, {dir + "/nothing"});
+  expect_error([&] { io::read_checkpoint_info(dir + "/latest"); }, {dir + "/latest"});
+}
+
+TEST(CheckpointErrors, OtherModelStrategyOrTokenizer) {
+  auto saved = test_info(1);
+  saved.model_config = core::ModelConfig{}.to_json();
+  auto expected = saved;
+  EXPECT_NO_THROW(launch::require_compatible("f.h5", saved, expected));
+  auto other_model = core::ModelConfig{};
+  other_model.hidden_size *= 2;
+  expected.model_config = other_model.to_json();
+  expect_error([&] { launch::require_compatible("f.h5", saved, expected); },
+               {"f.h5", "model config differs"});
+  expected = saved;
+  expected.strategy = "lora";
+  expect_error([&] { launch::require_compatible("f.h5", saved, expected); },
+               {"f.h5", "strategy 'sft'", "'lora'"});
+  expected = saved;
+  expected.strategy_options = "{\"rank\":\"8\"}";
+  expect_error([&] { launch::require_compatible("f.h5", saved, expected); },
+               {"f.h5", "strategy options differ"});
+  expected = saved;
+  expected.tokenizer = "bpe:abc";
+  expect_error([&] { launch::require_compatible("f.h5", saved, expected); },
+               {"f.h5", "tokenizer differs"});
+}
+
+// ---- the trainer ------------------------------------------------------------------------------
+
+TEST(CheckpointTrainer, ResumeIsBitwiseWithDropout) {
+  const auto dir = temp_dir("ckpt_trainer_bitwise");
+  auto grid = local_grid();
+  auto c = tiny_config(dir + "/out");
+  c.model.dropout = 0.1;
+  c.train.weight_decay = 0.01;
+  c.checkpoint.dir = dir + "/ckpt";
+  std::vector<double> uninterrupted;
+  std::shared_ptr<core::CausalLMImpl> reference;
+  launch::Trainer a(c, grid);
+  for (int i = 0; i < 8; ++i) uninterrupted.push_back(a.step().loss);
+  std::string file;
+  {
+    launch::Trainer b(c, grid);
+    for (int i = 0; i < 5; ++i) b.step();
+    file = b.save();
+  }
+  EXPECT_EQ(io::read_checkpoint_info(file).step, 5);
+  EXPECT_EQ(io::read_checkpoint_info(file).consumed_samples, 5 * c.train.global_batch);
+  c.checkpoint.resume = "auto";
+  launch::Trainer r(c, grid);
+  ASSERT_EQ(r.steps_done(), 5);
+  for (int i = 5; i < 8; ++i) EXPECT_EQ(r.step().loss, uninterrupted[static_cast<size_t>(i)]) << i;
+  auto pa = a.model().named_parameters();
+  for (auto& p : r.model().named_parameters()) {
+    EXPECT_TRUE(torch::equal(p.value(), pa[p.key()])) << p.key();
+  }
+}
+
+TEST(CheckpointTrainer, ResumeAutoWithoutCheckpointStartsFresh) {
+  const auto dir = temp_dir("ckpt_trainer_auto_fresh");
+  auto grid = local_grid();
+  auto c = tiny_config(dir + "/out");
+  c.checkpoint.resume = "auto";
+  launch::Trainer t(c, grid);
+  EXPECT_EQ(t.steps_done(), 0);
+  c.checkpoint.resume = dir + "/missing";
+  expect_error([&] { launch::Trainer bad(c, grid); }, {dir + "/missing"});
+}
+
+TEST(CheckpointTrainer, MismatchedResumeNamesFileAndOverwritesNothing) {
+  const auto dir = temp_dir("ckpt_trainer_mismatch");
+  auto grid = local_grid();
+  auto c = tiny_config(dir + "/out");
+  c.checkpoint.dir = dir + "/ckpt";
+  std::string file;
+  {
+    launch::Trainer t(c, grid);
+    t.step();
+    file = t.save();
+  }
+  const auto before = read_all(file);
+  auto other = c;
+  other.model.hidden_size = 64;
+  other.checkpoint.resume = "auto";
+  expect_error([&] { launch::Trainer t(other, grid); }, {file, "model config differs"});
+  other = c;
+  other.train.seed = 7;  // a different data order is fine for sft (self-contained file) ...
+  other.checkpoint.resume = "auto";
+  other.train.global_batch = 4;  // ... but the sampler position must fit the global batch
+  other.train.micro_batch = 4;
+  EXPECT_NO_THROW(launch::Trainer t(other, grid));
+  EXPECT_EQ(read_all(file), before);
+  EXPECT_EQ(io::resolve_checkpoint(dir + "/ckpt"), file);
+}
+
+TEST(CheckpointTrainer, StopSignalCheckpointsAndReturns) {
+  const auto dir = temp_dir("ckpt_trainer_signal");
+  auto grid = local_grid();
+  auto c = tiny_config(dir + "/out");
+  c.train.steps = 50;
+  c.checkpoint.dir = dir + "/ckpt";
+  launch::install_stop_signals();
+  launch::Trainer t(c, grid);
+  std::raise(SIGUSR1);  // arrives before the first step: training stops after step 1
+  const auto losses = t.train();
+  launch::clear_stop_request();
+  EXPECT_EQ(losses.size(), 1u);
+  EXPECT_EQ(t.steps_done(), 1);
+  EXPECT_EQ(io::read_checkpoint_info(io::resolve_checkpoint(dir + "/ckpt")).step, 1);
+}
