@@ -29,6 +29,7 @@
 #include "core/shard.h"
 #include "io/checkpoint.h"
 #include "launch/bootstrap.h"
+#include "parallel/mpi_communicator.h"
 #include "parallel/rank_grid.h"
 
 using namespace shardtune;
