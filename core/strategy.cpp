@@ -1,5 +1,6 @@
 #include "core/strategy.h"
 
+#include <cstdlib>
 #include <sstream>
 
 #include "core/model.h"
@@ -15,16 +16,36 @@ std::vector<NamedParameter> Strategy::trainable_parameters(CausalLMImpl& model) 
   return out;
 }
 
-std::string Strategy::describe(CausalLMImpl& model) const {
-  int64_t total = 0, trainable = 0;
-  for (auto& item : model.named_parameters()) {
-    total += item.value().numel();
-    if (item.value().requires_grad()) trainable += item.value().numel();
+std::vector<std::pair<std::string, ShardSpec>> Strategy::checkpoint_specs(
+    CausalLMImpl& model) const {
+  std::vector<std::pair<std::string, ShardSpec>> out;
+  auto params = model.named_parameters();
+  for (auto& [name, spec] : parameter_specs(model)) {
+    if (params[name].requires_grad()) out.emplace_back(name, spec);
   }
+  return out;
+}
+
+bool Strategy::is_added_parameter(const std::string&) const { return false; }
+
+void Strategy::merge(CausalLMImpl&) {}
+
+ParameterCounts count_parameters(CausalLMImpl& model) {
+  ParameterCounts c;
+  for (auto& item : model.named_parameters()) {
+    c.total += item.value().numel();
+    if (item.value().requires_grad()) c.trainable += item.value().numel();
+  }
+  return c;
+}
+
+std::string Strategy::describe(CausalLMImpl& model) const {
+  const auto c = count_parameters(model);
   std::ostringstream s;
-  s << "strategy " << name() << ": trainable " << trainable << " / " << total << " parameters ("
-    << (total ? 100.0 * static_cast<double>(trainable) / static_cast<double>(total) : 0.0)
-    << "%), AdamW state " << trainable * 8 << " bytes";
+  s << "strategy " << name() << ": trainable " << c.trainable << " / " << c.total
+    << " parameters on this rank ("
+    << (c.total ? 100.0 * static_cast<double>(c.trainable) / static_cast<double>(c.total) : 0.0)
+    << "%), AdamW state " << c.trainable * 8 << " bytes";
   return s.str();
 }
 
@@ -40,6 +61,55 @@ std::string take_option(StrategyOptions& options, const std::string& key,
 void reject_unknown_options(const StrategyOptions& options, const std::string& strategy) {
   if (options.empty()) return;
   throw UserError("[strategy." + strategy + "] unknown option '" + options.begin()->first + "'");
+}
+
+namespace {
+[[noreturn]] void bad_value(const std::string& strategy, const std::string& key,
+                            const std::string& value, const std::string& what) {
+  throw UserError("[strategy." + strategy + "] " + key + "='" + value + "' is not " + what);
+}
+}  // namespace
+
+int64_t take_int(StrategyOptions& options, const std::string& strategy, const std::string& key,
+                 int64_t fallback) {
+  const std::string v = take_option(options, key, "");
+  if (v.empty()) return fallback;
+  char* end = nullptr;
+  const long long x = std::strtoll(v.c_str(), &end, 10);
+  if (end == v.c_str() || *end != '\0') bad_value(strategy, key, v, "an integer");
+  return static_cast<int64_t>(x);
+}
+
+double take_double(StrategyOptions& options, const std::string& strategy, const std::string& key,
+                   double fallback) {
+  const std::string v = take_option(options, key, "");
+  if (v.empty()) return fallback;
+  char* end = nullptr;
+  const double x = std::strtod(v.c_str(), &end);
+  if (end == v.c_str() || *end != '\0') bad_value(strategy, key, v, "a number");
+  return x;
+}
+
+bool take_bool(StrategyOptions& options, const std::string& strategy, const std::string& key,
+               bool fallback) {
+  const std::string v = take_option(options, key, "");
+  if (v.empty()) return fallback;
+  if (v == "true" || v == "1" || v == "yes" || v == "on") return true;
+  if (v == "false" || v == "0" || v == "no" || v == "off") return false;
+  bad_value(strategy, key, v, "a boolean (true/false)");
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::string item;
+  std::istringstream in(text);
+  while (std::getline(in, item, ',')) {
+    const auto b = item.find_first_not_of(" \t");
+    if (b == std::string::npos) continue;
+    const auto e = item.find_last_not_of(" \t");
+    out.push_back(item.substr(b, e - b + 1));
+  }
+  return out;
 }
 
 }  // namespace shardtune::core

@@ -41,6 +41,37 @@ std::string get_string(const json& object, const char* key, const std::string& w
   return value.get<std::string>();
 }
 
+std::string render_turn(const Message& m) { return m.role + ": " + m.content + "\n"; }
+
+Record parse_messages(const json& list, const std::string& where) {
+  if (!list.is_array() || list.empty()) {
+    throw UserError(where + ": \"messages\" must be a non-empty array of {role, content}");
+  }
+  Record record;
+  for (size_t i = 0; i < list.size(); ++i) {
+    const std::string at = where + ": messages[" + std::to_string(i) + "]";
+    const json& m = list[i];
+    if (!m.is_object() || !m.contains("role") || !m.contains("content")) {
+      throw UserError(at + " must be an object with \"role\" and \"content\"");
+    }
+    Message message{get_string(m, "role", at), get_string(m, "content", at)};
+    if (message.role != "system" && message.role != "user" && message.role != "assistant") {
+      throw UserError(at + ": role '" + message.role +
+                      "' is unknown (known: system, user, assistant)");
+    }
+    record.messages.push_back(std::move(message));
+  }
+  size_t last = record.messages.size();
+  for (size_t i = 0; i < record.messages.size(); ++i) {
+    if (record.messages[i].role == "assistant") last = i;
+  }
+  if (last == record.messages.size()) throw UserError(where + ": \"messages\" has no assistant turn");
+  for (size_t i = 0; i < last; ++i) record.prompt += render_turn(record.messages[i]);
+  record.prompt += "assistant: ";
+  record.response = record.messages[last].content;
+  return record;
+}
+
 Record parse_record(const std::string& line, const std::string& where) {
   json object;
   try {
@@ -50,6 +81,12 @@ Record parse_record(const std::string& line, const std::string& where) {
   }
   if (!object.is_object()) {
     throw UserError(where + ": expected a JSON object, got " + std::string(object.type_name()));
+  }
+  if (object.contains("messages")) {
+    if (object.size() != 1) {
+      throw UserError(where + ": object mixes \"messages\" with other keys; use one form");
+    }
+    return parse_messages(object.at("messages"), where);
   }
   const bool has_text = object.contains("text");
   const bool has_prompt = object.contains("prompt") || object.contains("response");
@@ -107,10 +144,40 @@ std::vector<Record> read_jsonl(const std::string& path) {
   return records;
 }
 
+namespace {
+Example tokenize_messages(const Record& record, const Tokenizer& tokenizer, int64_t max_len,
+                          bool train_on_prompt) {
+  Example example;
+  auto add = [&](const std::string& text, bool trained) {
+    for (int64_t id : tokenizer.encode(text)) {
+      example.tokens.push_back(id);
+      example.labels.push_back(trained || train_on_prompt ? id : kIgnoreIndex);
+    }
+  };
+  example.tokens.push_back(tokenizer.bos_id());
+  example.labels.push_back(kIgnoreIndex);
+  for (const auto& m : record.messages) {
+    const bool assistant = m.role == "assistant";
+    add(m.role + ": ", false);
+    add(m.content + "\n", assistant);
+  }
+  const bool ends_with_assistant = record.messages.back().role == "assistant";
+  example.tokens.push_back(tokenizer.eos_id());
+  example.labels.push_back(ends_with_assistant || train_on_prompt ? tokenizer.eos_id()
+                                                                  : kIgnoreIndex);
+  if (static_cast<int64_t>(example.tokens.size()) > max_len) {
+    example.tokens.resize(static_cast<size_t>(max_len));
+    example.labels.resize(static_cast<size_t>(max_len));
+  }
+  return example;
+}
+}  // namespace
+
 Example tokenize(const Record& record, const Tokenizer& tokenizer, int64_t max_len,
                  bool train_on_prompt) {
   require(max_len >= 2, "tokenize: max_len must be at least 2 (BOS and one token), got " +
                             std::to_string(max_len));
+  if (!record.messages.empty()) return tokenize_messages(record, tokenizer, max_len, train_on_prompt);
   const std::vector<int64_t> prompt = tokenizer.encode(record.prompt);
   const std::vector<int64_t> response = tokenizer.encode(record.response);
 

@@ -14,6 +14,7 @@
 #include "core/generate.h"
 #include "io/checkpoint.h"
 #include "launch/bootstrap.h"
+#include "launch/export.h"
 #include "launch/signals.h"
 #include "launch/trainer.h"
 #include "parallel/communicator.h"
@@ -31,6 +32,8 @@ constexpr const char* kUsage =
     "  train     fine-tune or pretrain a model (see --help for every option)\n"
     "  eval      held-out loss and perplexity of a checkpoint ([checkpoint] init_from)\n"
     "  generate  sample text from a checkpoint ([generate] prompt=..., from_eval=N)\n"
+    "  export    merge a run's strategy into the base weights and write the plain model to\n"
+    "            <[train] out_dir>/export ([checkpoint] init_from=the run's checkpoint)\n"
     "  ckpt inspect FILE|DIR   show a checkpoint's step, layout, strategy and tensors\n"
     "Launch with mpirun -np N (or srun) for several ranks.\n";
 
@@ -152,7 +155,7 @@ int run_cli(int argc, char** argv) {
       return kUserErrorExitCode;
     }
   }
-  if (command != "train" && command != "eval" && command != "generate") {
+  if (command != "train" && command != "eval" && command != "generate" && command != "export") {
     std::fprintf(stderr, "shardtune: error: unknown command '%s'\n%s", command.c_str(), kUsage);
     return kUserErrorExitCode;
   }
@@ -231,6 +234,8 @@ int run_cli(int argc, char** argv) {
         std::printf("eval_loss %.6f\neval_ppl %.4f\neval_tokens %lld\n", r.loss, r.perplexity,
                     static_cast<long long>(r.tokens));
       }
+    } else if (command == "export") {
+      export_merged(*trainer, *grid);
     } else if (mpi->rank() == 0) {
       print_generations(*trainer);
     }

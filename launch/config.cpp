@@ -63,10 +63,14 @@ po::options_description describe(Config& c) {
       ("data.wordnet_dir", po::value(&c.data.wordnet_dir)->default_value(c.data.wordnet_dir), "WordNet database directory (Debian wordnet-base)")
       ("data.wordnet_task", po::value(&c.data.wordnet_task)->default_value(c.data.wordnet_task), "glosses (language modelling) | define (\"define: WORD\" -> gloss)")
       ("data.wordnet_eval_percent", po::value(&c.data.wordnet_eval_percent)->default_value(c.data.wordnet_eval_percent), "percent of synsets held out for evaluation")
-      ("data.synthetic_samples", po::value(&c.data.synthetic_samples)->default_value(c.data.synthetic_samples), "number of random-token samples for source=synthetic");
+      ("data.synthetic_samples", po::value(&c.data.synthetic_samples)->default_value(c.data.synthetic_samples), "number of random-token samples for source=synthetic")
+      ("data.augment", po::value(&c.data.augment)->default_value(c.data.augment), "training-data augmentation: synonym (WordNet), reorder (sentences), or both comma-separated")
+      ("data.augment_rate", po::value(&c.data.augment_rate)->default_value(c.data.augment_rate), "synonym: probability per word; reorder: probability per text")
+      ("data.augment_seed", po::value(&c.data.augment_seed)->default_value(c.data.augment_seed), "seed of the augmentation (same seed, same augmented data)")
+      ("data.augment_copies", po::value(&c.data.augment_copies)->default_value(c.data.augment_copies), "augmented copies added per training record (originals kept)");
   po::options_description strategy("[strategy] fine-tuning policy");
   strategy.add_options()
-      ("strategy.name", po::value(&c.strategy)->default_value(c.strategy), "sft (options in [strategy.<name>])");
+      ("strategy.name", po::value(&c.strategy)->default_value(c.strategy), "sft | lora | ptuning-v2 | freeze (options in [strategy.<name>], docs/strategies.md)");
   po::options_description ckpt("[checkpoint] saving and loading");
   ckpt.add_options()
       ("checkpoint.dir", po::value(&c.checkpoint.dir)->default_value(c.checkpoint.dir), "checkpoint directory (default <out_dir>/checkpoints)")
@@ -212,6 +216,10 @@ std::string Config::to_ini() const {
   line("data", "wordnet_task", data.wordnet_task);
   line("data", "wordnet_eval_percent", data.wordnet_eval_percent);
   line("data", "synthetic_samples", data.synthetic_samples);
+  line("data", "augment", data.augment);
+  line("data", "augment_rate", data.augment_rate);
+  line("data", "augment_seed", data.augment_seed);
+  line("data", "augment_copies", data.augment_copies);
   line("strategy", "name", strategy);
   for (const auto& [k, v] : strategy_options) line("strategy." + strategy, k, v);
   line("checkpoint", "dir", checkpoint_dir());

@@ -41,6 +41,10 @@ struct DataOptions {
   std::string wordnet_task = "glosses";  // glosses | define
   int wordnet_eval_percent = 5;
   int64_t synthetic_samples = 1024;
+  std::string augment;           // "", or a list of synonym | reorder (io/augment.h)
+  double augment_rate = 0.1;     // synonym: per word; reorder: per text
+  uint64_t augment_seed = 0;
+  int64_t augment_copies = 1;    // augmented copies added per training record
 };
 
 struct CheckpointOptions {

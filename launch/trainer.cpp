@@ -12,6 +12,7 @@
 
 #include "core/loss.h"
 #include "io/checkpoint.h"
+#include "launch/self_training.h"
 #include "launch/resume.h"
 #include "launch/signals.h"
 #include "core/shard.h"
@@ -77,7 +78,10 @@ Trainer::Trainer(Config config, parallel::RankGrid& grid)
     load_base_weights(config_.checkpoint.init_from, *model_, config_.train.seed);
   }
   strategy_ = strategies::make_strategy(config_.strategy, config_.strategy_options);
+  strategy_->set_seed(config_.train.seed);
   strategy_->apply(*model_);
+  // sft self-training: pseudo-labelled prompts join the training set before sampling starts.
+  add_self_training_data(*strategy_, *model_, *tokenizer_, config_, data_);
   if (!config_.checkpoint.init_from.empty()) {
     load_strategy_weights(config_.checkpoint.init_from, *model_);
   }
@@ -122,7 +126,6 @@ Trainer::Trainer(Config config, parallel::RankGrid& grid)
                         zero_.get(), *sampler_, *tokenizer_, steps_done_};
     load_training_checkpoint(file, state);
   }
-
 
   if (grid_.rank() == 0) {
     std::filesystem::create_directories(config_.train.out_dir);

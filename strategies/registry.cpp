@@ -4,6 +4,9 @@
 #include <utility>
 
 #include "parallel/errors.h"
+#include "strategies/freeze.h"
+#include "strategies/lora.h"
+#include "strategies/ptuning_v2.h"
 #include "strategies/sft.h"
 
 namespace shardtune::strategies {
@@ -19,6 +22,9 @@ Factory factory() {
 const std::vector<std::pair<std::string, Factory>>& registry() {
   static const std::vector<std::pair<std::string, Factory>> entries = {
       {"sft", factory<SftStrategy>()},
+      {"lora", factory<LoraStrategy>()},
+      {"ptuning-v2", factory<PtuningV2Strategy>()},
+      {"freeze", factory<FreezeStrategy>()},
   };
   return entries;
 }

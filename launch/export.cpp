@@ -1,0 +1,44 @@
+#include "launch/export.h"
+
+#include <filesystem>
+
+#include <spdlog/spdlog.h>
+
+#include "core/shard.h"
+#include "io/checkpoint.h"
+#include "parallel/errors.h"
+
+namespace shardtune::launch {
+
+std::string export_merged(Trainer& trainer, parallel::RankGrid& grid) {
+  auto& model = trainer.model();
+  auto& strategy = trainer.strategy();
+  strategy.merge(model);  // same on every rank (UserError on every rank for ptuning-v2)
+  const parallel::TpGroup tp{grid.tp_ptr()};
+  auto params = model.named_parameters();
+  std::vector<io::CheckpointTensor> tensors;
+  for (const auto& [name, spec] : core::parameter_specs(model)) {
+    if (strategy.is_added_parameter(name)) continue;
+    tensors.push_back({"/model/" + name, core::gather_full(params[name].detach(), spec, tp)});
+  }
+  const auto& config = trainer.config();
+  std::string path;
+  if (grid.rank() == 0) {
+    io::CheckpointInfo info;
+    info.shardtune_version = SHARDTUNE_VERSION;
+    info.model_config = config.model.to_json();
+    info.strategy = "sft";  // a plain model: every parameter, no adapters
+    info.strategy_options = "{}";
+    info.tokenizer = trainer.tokenizer().identity();
+    info.layout = "tp=1,dp=1,zero=0";
+    info.step = trainer.steps_done();
+    const auto dir = (std::filesystem::path(config.train.out_dir) / "export").string();
+    path = io::save_checkpoint(dir, info, tensors, 0);
+    spdlog::info("exported the {}-merged model ({} tensors) to {}", strategy.name(),
+                 tensors.size(), path);
+  }
+  grid.world().barrier();
+  return path;
+}
+
+}  // namespace shardtune::launch
