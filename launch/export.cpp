@@ -31,7 +31,10 @@ std::string export_merged(Trainer& trainer, parallel::RankGrid& grid) {
     info.strategy_options = "{}";
     info.tokenizer = trainer.tokenizer().identity();
     info.layout = "tp=1,dp=1,zero=0";
-    info.step = trainer.steps_done();
+    // The step of the run that trained it (the Trainer here only loaded that checkpoint).
+    info.step = config.checkpoint.init_from.empty()
+                    ? trainer.steps_done()
+                    : io::read_checkpoint_info(io::resolve_checkpoint(config.checkpoint.init_from)).step;
     const auto dir = (std::filesystem::path(config.train.out_dir) / "export").string();
     path = io::save_checkpoint(dir, info, tensors, 0);
     spdlog::info("exported the {}-merged model ({} tensors) to {}", strategy.name(),

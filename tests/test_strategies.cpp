@@ -7,6 +7,7 @@
 
 #include "core/loss.h"
 #include "core/model.h"
+#include "launch/export.h"
 #include "strategies/freeze.h"
 #include "strategies/lora.h"
 #include "strategies/ptuning_v2.h"
@@ -252,6 +253,42 @@ TEST(PtuningV2, PrefixSavedAndLoadedIntoAnotherRun) {
   } catch (const UserError& e) {
     EXPECT_NE(std::string(e.what()).find("prefix_encoder.prefix"), std::string::npos) << e.what();
   }
+}
+
+// `shardtune export`: a LoRA run merged and written as a plain model evaluates like the run.
+TEST(Export, MergedLoraModelEqualsTheRun) {
+  const auto dir = temp_dir("export_lora");
+  auto c = tiny_config(dir + "/run");
+  c.strategy = "lora";
+  c.strategy_options = {{"target_modules", "all-linear"}};
+  c.train.steps = 4;
+  c.train.lr = 1e-2;
+  c.checkpoint.save_final = true;
+  auto grid = local_grid();
+  double trained = 0.0;
+  {
+    launch::Trainer t(c, grid);
+    t.train();
+    trained = t.evaluate().loss;
+  }
+  c.checkpoint.init_from = c.checkpoint_dir();
+  c.train.out_dir = dir + "/export";
+  std::string path;
+  {
+    launch::Trainer t(c, grid);
+    path = launch::export_merged(t, grid);
+  }
+  auto plain = tiny_config(dir + "/plain");
+  plain.checkpoint.init_from = path;
+  launch::Trainer t(plain, grid);
+  EXPECT_EQ(t.model().named_parameters().size(), core::build_model(plain.model, 1)->named_parameters().size());
+  EXPECT_NEAR(t.evaluate().loss, trained, 1e-5 * trained);
+  auto p = c;
+  p.strategy = "ptuning-v2";
+  p.strategy_options = {};
+  p.checkpoint.init_from = "";
+  launch::Trainer pt(p, grid);
+  EXPECT_THROW(launch::export_merged(pt, grid), UserError);
 }
 
 // ---- training: frozen parameters unchanged, trainable ones learn -----------------------------
