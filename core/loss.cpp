@@ -39,7 +39,8 @@ struct VocabParallelCrossEntropy : torch::autograd::Function<VocabParallelCrossE
     auto local_t = targets - offset;
     auto mine = (local_t >= 0) & (local_t < length) & ignored.logical_not();
     auto safe_t = local_t.masked_fill(mine.logical_not(), 0);
-    auto target_logit = x.gather(1, safe_t.unsqueeze(1)).squeeze(1) * mine.to(torch::kFloat);
+    // masked_fill, not a product: a rank whose chunk is all padding gathers -inf.
+    auto target_logit = x.gather(1, safe_t.unsqueeze(1)).squeeze(1).masked_fill(mine.logical_not(), 0.0);
     auto exp = x.exp_();  // x now holds exp(logit - max)
     auto sums = torch::stack({exp.sum(1), target_logit}, 1).contiguous();  // [N, 2]
     comm.all_reduce(sums, parallel::ReduceOp::kSum);

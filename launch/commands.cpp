@@ -101,7 +101,7 @@ int cmd_ckpt(const std::vector<std::string>& args) {
   return 0;
 }
 
-void print_generations(Trainer& trainer) {
+void print_generations(Trainer& trainer, bool print) {
   const auto& g = trainer.config().generate;
   const auto& tok = trainer.tokenizer();
   std::vector<std::vector<int64_t>> prompts;
@@ -128,6 +128,7 @@ void print_generations(Trainer& trainer) {
   opt.vocab_limit = tok.vocab_size();
   opt.seed = trainer.config().train.seed;
   const auto outputs = core::generate(trainer.model(), prompts, tok.pad_id(), opt);
+  if (!print) return;
   for (size_t i = 0; i < texts.size(); ++i) {
     std::string prompt = texts[i];
     while (!prompt.empty() && prompt.back() == '\n') prompt.pop_back();
@@ -236,8 +237,9 @@ int run_cli(int argc, char** argv) {
       }
     } else if (command == "export") {
       export_merged(*trainer, *grid);
-    } else if (mpi->rank() == 0) {
-      print_generations(*trainer);
+    } else {
+      // Every rank generates (under TP each forward is collective); rank 0 prints.
+      print_generations(*trainer, mpi->rank() == 0);
     }
   } catch (const std::exception& e) {
     const bool user = dynamic_cast<const UserError*>(&e) != nullptr;

@@ -208,11 +208,23 @@ TEST(CliMpi, DemoStagesRunOnTwoRanks) {
   auto r = run_mpi("-np 2 " + kBin + " train --config " + src + "/examples/wordnet/pretrain.ini" +
                    common + " --train.out_dir=" + dir + "/pre");
   ASSERT_EQ(r.code, 0) << r.err;
+  // Fine-tuning and generation at TP=2: the DP-trained checkpoint is sliced into TP shards.
   r = run_mpi("-np 2 " + kBin + " train --config " + src + "/examples/wordnet/finetune.ini" + common +
-              " --train.out_dir=" + dir + "/ft --checkpoint.init_from=" + dir + "/pre/checkpoints");
+              " --parallel.tp=2 --train.out_dir=" + dir + "/ft --checkpoint.init_from=" + dir +
+              "/pre/checkpoints");
   ASSERT_EQ(r.code, 0) << r.err;
   r = run_mpi("-np 2 " + kBin + " generate --config " + src + "/examples/wordnet/finetune.ini" +
-              " --generate.max_new_tokens=8 --data.max_eval_samples=16 --checkpoint.init_from=" + dir +
-              "/ft/checkpoints");
+              " --parallel.tp=2 --generate.max_new_tokens=8 --data.max_eval_samples=16 "
+              "--checkpoint.init_from=" + dir + "/ft/checkpoints");
   EXPECT_EQ(r.code, 0) << r.err;
+}
+
+TEST(CliMpi, TensorParallelLayoutErrorEndsAllRanksWithOneMessage) {
+  const auto dir = temp_dir("mpi_tp_invalid");
+  const auto ini = write_file(dir + "/c.ini", tiny_ini(dir, "[data]\nsource = synthetic\n"));
+  auto r = run_mpi("-np 2 " + kBin + " train --config " + ini +
+                   " --parallel.tp=2 --model.intermediate_size=65");
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(count(r.err, "shardtune: error"), 1) << r.err;
+  EXPECT_NE(r.err.find("[model] intermediate_size=65"), std::string::npos) << r.err;
 }
