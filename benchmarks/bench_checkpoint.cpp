@@ -8,9 +8,9 @@
 // Trainer::save does (TP shards by their TP rank, DP replicas taking turns by tensor index).
 //   write: io::save_sharded_checkpoint (checksums, collective HDF5 create/write, flush, fsync on
 //          every rank, rename, `latest`), timed from a barrier to the slowest rank's return;
-//   read:  io::load_sharded_tensors of every tensor at this rank's spec, after the file's pages
-//          are dropped from the page cache (posix_fadvise DONTNEED after fsync), so the read
-//          comes from the disk; slowest rank.
+//   read:  io::load_sharded_tensors of every tensor at this rank's spec into existing tensors
+//          (as a resuming trainer's), after the file's pages are dropped from the page cache
+//          (posix_fadvise DONTNEED after fsync), so the read comes from the disk; slowest rank.
 // MB/s = file bytes / time (1 MB = 1e6 bytes); median over R repetitions. Prints JSON on rank 0.
 #include <fcntl.h>
 #include <mpi.h>
@@ -83,6 +83,8 @@ int main(int argc, char** argv) {
 
   std::vector<io::ShardedTensor> tensors;
   auto params = model->named_parameters();
+  // Same seed on every rank: replicated optimizer tensors must be equal across ranks, as in training.
+  torch::manual_seed(7);
   int64_t global_bytes = 0;
   for (const std::string kind : {"/model/", "/optimizer/exp_avg/", "/optimizer/exp_avg_sq/"}) {
     for (const auto& [name, spec] : core::parameter_specs(*model)) {
@@ -116,7 +118,8 @@ int main(int argc, char** argv) {
     if (mpi.rank() == 0) drop_cache(file);
     std::vector<io::ShardedTensor> dest;
     for (const auto& t : tensors) {
-      dest.push_back({t.path, torch::empty_like(t.local), t.spec, false});
+      // Existing (touched) memory, as a resuming trainer's parameters and optimizer state.
+      dest.push_back({t.path, torch::zeros_like(t.local), t.spec, false});
     }
     MPI_Barrier(MPI_COMM_WORLD);
     t0 = now();
@@ -136,7 +139,7 @@ int main(int argc, char** argv) {
     std::printf("{\"np\": %d, \"tp\": %d, \"dp\": %d, \"xfer\": \"%s\", \"file\": \"%s\", "
                 "\"file_bytes\": %.0f, \"tensor_bytes\": %lld, \"write_s\": %.3f, "
                 "\"write_MBps\": %.1f, \"read_s\": %.3f, \"read_MBps\": %.1f}\n",
-                world, tp, dp, xfer ? xfer : "collective", file.c_str(), bytes,
+                world, tp, dp, xfer ? xfer : "independent", file.c_str(), bytes,
                 static_cast<long long>(global_bytes), median(writes),
                 bytes / median(writes) / 1e6, median(reads), bytes / median(reads) / 1e6);
   }

@@ -109,9 +109,9 @@ void expect_loads_at(const std::string& file, int tp) {
 
 }  // namespace
 
-TEST(ShardedCheckpointIo, AnySavedLayoutLoadsIntoAnyOther) {
-  ASSERT_EQ(world().size(), 2);
-  const auto dir = shared_dir("ckpt_io_layouts");
+namespace {
+// Saves the synthetic tensors at tp = 1 and 2 and reads them back at both.
+void round_trip_layouts(const std::string& dir) {
   for (int save_tp : {1, 2}) {
     const auto tensors = local_tensors(save_tp);
     const auto file = io::save_sharded_checkpoint(dir + "/tp" + std::to_string(save_tp),
@@ -132,6 +132,19 @@ TEST(ShardedCheckpointIo, AnySavedLayoutLoadsIntoAnyOther) {
     }
     EXPECT_EQ(io::read_checkpoint_info(file).step, save_tp);
   }
+}
+}  // namespace
+
+TEST(ShardedCheckpointIo, AnySavedLayoutLoadsIntoAnyOther) {
+  ASSERT_EQ(world().size(), 2);
+  const auto dir = shared_dir("ckpt_io_layouts");
+  // Both MPI-IO transfer modes (independent is the default).
+  for (const std::string xfer : {"independent", "collective"}) {
+    SCOPED_TRACE(xfer);
+    setenv("SHARDTUNE_CKPT_XFER", xfer.c_str(), 1);
+    round_trip_layouts(dir + "/" + xfer);
+  }
+  unsetenv("SHARDTUNE_CKPT_XFER");
 }
 
 TEST(ShardedCheckpointIo, TwoWritersOfOnePieceIsAnError) {
