@@ -1,8 +1,10 @@
 // Checkpoints in one process: the file format (pieces, checksums, attributes), every bad-file case
 // giving one UserError that names file and tensor, `latest` / keep_last handling, strategy and
-// model mismatches, exact resume of the in-process Trainer, and the stop signal.
+// model mismatches, exact resume of the in-process Trainer, the stop signal, and strategy-aware
+// contents (LoRA: adapters only, on the seeded base; Freeze: unfrozen blocks on an init_from base).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -312,4 +314,114 @@ TEST(CheckpointTrainer, StopSignalCheckpointsAndReturns) {
   EXPECT_EQ(losses.size(), 1u);
   EXPECT_EQ(t.steps_done(), 1);
   EXPECT_EQ(io::read_checkpoint_info(io::resolve_checkpoint(dir + "/ckpt")).step, 1);
+}
+
+// ---- strategy-aware contents ------------------------------------------------------------------
+
+namespace {
+std::vector<std::string> model_datasets(const std::string& file) {
+  std::vector<std::string> out;
+  for (const auto& e : io::list_checkpoint_tensors(file)) {
+    if (e.path.rfind("/model/", 0) == 0) out.push_back(e.path.substr(7));
+  }
+  return out;
+}
+}  // namespace
+
+TEST(CheckpointStrategies, LoraHoldsOnlyAdaptersOnTheSeededBaseAndResumesBitwise) {
+  const auto dir = temp_dir("ckpt_lora");
+  auto grid = local_grid();
+  auto c = tiny_config(dir + "/out");
+  c.strategy = "lora";  // default lora dropout 0.05: the RNG streams matter
+  c.checkpoint.dir = dir + "/ckpt";
+  std::vector<double> uninterrupted;
+  {
+    launch::Trainer a(c, grid);
+    for (int i = 0; i < 6; ++i) uninterrupted.push_back(a.step().loss);
+  }
+  std::string file;
+  std::vector<std::string> trainable;
+  double eval_at_save = 0;
+  {
+    launch::Trainer b(c, grid);
+    for (int i = 0; i < 3; ++i) b.step();
+    file = b.save();
+    eval_at_save = b.evaluate().loss;
+    for (const auto& p : b.strategy().trainable_parameters(b.model())) trainable.push_back(p.name);
+  }
+  // Only the trainable (adapter) parameters, and the base is the seeded initialisation.
+  auto stored = model_datasets(file);
+  std::sort(stored.begin(), stored.end());
+  std::sort(trainable.begin(), trainable.end());
+  EXPECT_EQ(stored, trainable);
+  EXPECT_FALSE(trainable.empty());
+  EXPECT_EQ(std::count(stored.begin(), stored.end(), "model.embed_tokens.weight"), 0);
+  EXPECT_EQ(io::read_checkpoint_info(file).base_model, "seed:" + std::to_string(c.train.seed));
+  EXPECT_EQ(io::read_checkpoint_info(file).strategy, "lora");
+  // Resume: bitwise.
+  auto r = c;
+  r.checkpoint.resume = file;
+  {
+    launch::Trainer t(r, grid);
+    for (int i = 3; i < 6; ++i) EXPECT_EQ(t.step().loss, uninterrupted[static_cast<size_t>(i)]) << i;
+  }
+  // As [checkpoint] init_from (eval / generate): seeded base + the stored adapters = the same model.
+  auto e = c;
+  e.checkpoint.init_from = file;
+  {
+    launch::Trainer t(e, grid);
+    EXPECT_EQ(t.evaluate().loss, eval_at_save);
+  }
+  // Another seed builds another base: refused, naming the file.
+  e.train.seed = c.train.seed + 1;
+  expect_error([&] { launch::Trainer t(e, grid); }, {file, "seed"});
+  // Another strategy: refused.
+  r.strategy = "sft";
+  expect_error([&] { launch::Trainer t(r, grid); }, {file, "strategy 'lora'", "'sft'"});
+}
+
+TEST(CheckpointStrategies, FreezeRecordsItsInitFromBaseAndRefusesAnotherBase) {
+  const auto dir = temp_dir("ckpt_freeze");
+  auto grid = local_grid();
+  auto base = tiny_config(dir + "/base");
+  base.checkpoint.dir = dir + "/base_ckpt";
+  std::string base_file, other_base;
+  {
+    launch::Trainer t(base, grid);
+    t.step();
+    base_file = t.save();
+    t.step();
+    other_base = t.save();
+  }
+  auto c = tiny_config(dir + "/ft");
+  c.strategy = "freeze";
+  c.strategy_options = {{"trainable_layers", "1"}};
+  c.checkpoint.dir = dir + "/ft_ckpt";
+  c.checkpoint.init_from = base_file;
+  std::vector<double> uninterrupted;
+  {
+    launch::Trainer a(c, grid);
+    for (int i = 0; i < 4; ++i) uninterrupted.push_back(a.step().loss);
+  }
+  std::string file;
+  {
+    launch::Trainer b(c, grid);
+    for (int i = 0; i < 2; ++i) b.step();
+    file = b.save();
+  }
+  const auto info = io::read_checkpoint_info(file);
+  EXPECT_EQ(info.base_model.rfind(fs::absolute(base_file).lexically_normal().string() + " digest:", 0),
+            0u)
+      << info.base_model;
+  const auto stored = model_datasets(file);
+  EXPECT_EQ(std::count(stored.begin(), stored.end(), "model.layers.0.self_attn.q_proj.weight"), 0);
+  EXPECT_EQ(std::count(stored.begin(), stored.end(), "model.layers.1.self_attn.q_proj.weight"), 1);
+  auto r = c;
+  r.checkpoint.resume = file;
+  {
+    launch::Trainer t(r, grid);
+    for (int i = 2; i < 4; ++i) EXPECT_EQ(t.step().loss, uninterrupted[static_cast<size_t>(i)]) << i;
+  }
+  r.checkpoint.init_from = other_base;
+  expect_error([&] { launch::Trainer t(r, grid); }, {file, "base model differs"});
 }
