@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <tuple>
 
@@ -35,6 +36,10 @@ struct Case {
 std::vector<Case> cases() {
   return {
       {"sft", "sft", {}},
+      // Self-training under TP: generation and scoring run as TP collectives; every layout must
+      // pick the same pseudo-labels (threshold below any score: all are kept).
+      {"sft_self_training", "sft",
+       {{"self_training_threshold", "-100"}, {"self_training_max_new_tokens", "12"}}},
       {"lora_all_linear", "lora", {{"target_modules", "all-linear"}, {"dropout", "0"}}},
       {"lora_replicated_kv", "lora", {{"target_modules", "all-linear"}, {"dropout", "0"}}, 1},
       {"lora_gpt2", "lora", {{"target_modules", "c_attn,attn.c_proj,c_fc"}, {"dropout", "0"}}, 0,
@@ -64,13 +69,22 @@ std::pair<std::string, std::string> define_files(int rank) {
     return dir + "/" + name;
   };
   files = {write(io::Split::kTrain, 64, "train.jsonl"), write(io::Split::kEval, 8, "eval.jsonl")};
+  // Unlabelled prompts for self-training: the next 6 training words, without their glosses.
+  const auto more = io::wordnet_records(synsets, io::WordNetTask::kDefine, io::Split::kTrain, 5);
+  std::ofstream prompts(dir + "/prompts.jsonl");
+  for (size_t i = 64; i < 70; ++i) prompts << nlohmann::json{{"text", more[i].prompt}}.dump() << "\n";
   return files;
+}
+
+std::string prompts_file(int rank) {
+  return std::filesystem::path(define_files(rank).first).parent_path().string() + "/prompts.jsonl";
 }
 
 launch::Config config_for(const Case& k, int rank, int world) {
   auto c = tiny_config(temp_dir("strat_" + k.name + "_r" + std::to_string(rank)));
   c.strategy = k.strategy;
   c.strategy_options = k.options;
+  if (k.name == "sft_self_training") c.strategy_options["self_training_prompts"] = prompts_file(rank);
   c.data.source = "jsonl";
   std::tie(c.data.train_file, c.data.eval_file) = define_files(rank);
   c.train.steps = 10;
@@ -103,6 +117,11 @@ TEST(StrategiesTensorParallel, TenStepsEqualOneRank) {
     auto single_grid = local_grid();
     launch::Trainer one(c, single_grid);
     const auto ref = one.train();
+    EXPECT_EQ(tp.data().train.size(), one.data().train.size());
+    if (k.name == "sft_self_training") EXPECT_EQ(tp.data().train.size(), 70u);
+    for (size_t i = 0; i < tp.data().train.size() && i < one.data().train.size(); ++i) {
+      EXPECT_EQ(tp.data().train[i].tokens, one.data().train[i].tokens) << k.name << " example " << i;
+    }
     ASSERT_EQ(losses.size(), ref.size());
     for (size_t i = 0; i < ref.size(); ++i) {
       EXPECT_NEAR(losses[i], ref[i], 1e-5 * std::abs(ref[i])) << k.name << " step " << i + 1;
