@@ -292,8 +292,8 @@ void test_pause_hook(const std::string& dir, int64_t step, int rank) {
 }
 
 // Transfer mode of the data writes: independent (MPI_File_write_at per rank) unless
-// SHARDTUNE_CKPT_XFER=collective (MPI_File_write_all). Independent measured 2.8x faster at np=2
-// and 2.4x at np=4 for chunked datasets (docs/benchmarks-checkpoint.md).
+// SHARDTUNE_CKPT_XFER=collective (MPI_File_write_all). Independent measured 2.4x faster at np=2
+// and 1.4x at np=4 for chunked datasets (docs/benchmarks-checkpoint.md).
 bool collective_transfer() {
   const char* mode = std::getenv("SHARDTUNE_CKPT_XFER");
   return mode && std::string(mode) == "collective";
