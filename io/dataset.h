@@ -25,7 +25,7 @@ struct Record {
   // loss covers the content (and its newline) of assistant turns only, plus the final EOS when
   // the last turn is the assistant's. prompt/response then hold the text before and the content
   // of the last assistant turn (what generation is asked to reproduce).
-  std::vector<Message> messages;
+  std::vector<Message> messages = {};  // "= {}": Record{prompt, response} needs no third field
 };
 
 // Reads JSONL where each non-blank line is one object of one of these forms:
