@@ -3,12 +3,7 @@
 # of a write, resume through metrics (label mpi).
 shardtune_add_test(test_checkpoint test_checkpoint.cpp)
 
-add_executable(test_checkpoint_mpi test_checkpoint_mpi.cpp mpi_test_main.cpp)
-target_link_libraries(test_checkpoint_mpi PRIVATE ${SHARDTUNE_TEST_LIBS})
-target_compile_definitions(test_checkpoint_mpi PRIVATE
-  SHARDTUNE_SOURCE_DIR="${PROJECT_SOURCE_DIR}" SHARDTUNE_BINARY_DIR="${PROJECT_BINARY_DIR}")
-shardtune_use_torch(test_checkpoint_mpi)
-shardtune_add_mpi_test(test_checkpoint_mpi 2)
+shardtune_add_mpi_suite(test_checkpoint_mpi NP 2 SOURCES test_checkpoint_mpi.cpp)
 
 add_executable(test_checkpoint_cli test_checkpoint_cli.cpp)
 target_link_libraries(test_checkpoint_cli PRIVATE ${SHARDTUNE_TEST_LIBS})
