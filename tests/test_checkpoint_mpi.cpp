@@ -128,7 +128,9 @@ void round_trip_layouts(const std::string& dir) {
       if (e.path == "/model/cols") {
         EXPECT_EQ(e.sharding, save_tp == 1 ? "replicated" : "dim 1 in 2 pieces");
       }
-      if (e.path == "/model/fused" && save_tp == 2) EXPECT_EQ(e.sharding, "dim 0 in 2 pieces (3 parts)");
+      if (e.path == "/model/fused" && save_tp == 2) {
+        EXPECT_EQ(e.sharding, "dim 0 in 2 pieces (3 parts)");
+      }
     }
     EXPECT_EQ(io::read_checkpoint_info(file).step, save_tp);
   }

@@ -412,7 +412,9 @@ TEST(TpModel, ParameterBytesPerRankAreTotalOverTp) {
     if (!spec.sharded()) {
       replicated += bytes;
       // Only the norms are replicated in this layout (kv heads divide tp at np 2).
-      if (w.tp.size() == 2) EXPECT_NE(name.find("norm"), std::string::npos) << name;
+      if (w.tp.size() == 2) {
+        EXPECT_NE(name.find("norm"), std::string::npos) << name;
+      }
     }
   }
   EXPECT_EQ((local - replicated) * w.tp.size(), total - replicated);
