@@ -53,15 +53,6 @@ class MetricsWriter {
   std::ofstream out_;
 };
 
-void load_model_weights(const std::string& checkpoint, core::CausalLMImpl& model) {
-  const std::string file = io::resolve_checkpoint(checkpoint);
-  require(io::read_checkpoint_info(file).base_model.empty(),
-          file + ": holds only a strategy's trainable state; load it through [checkpoint] "
-                 "init_from with the same strategy");
-  // Each rank reads the hyperslabs of its own shards (any saved layout).
-  load_base_weights(file, model, 0);
-}
-
 Trainer::Trainer(Config config, parallel::RankGrid& grid)
     : config_(std::move(config)), grid_(grid) {
   config_.validate(grid_.dims().world());

@@ -82,8 +82,4 @@ class Trainer {
   int64_t train_tokens_ = 0;
 };
 
-// Loads the /model tensors of a checkpoint into `model`; the checkpoint's model config must equal
-// the model's. Names the file and the first tensor that differs.
-void load_model_weights(const std::string& checkpoint, core::CausalLMImpl& model);
-
 }  // namespace shardtune::launch

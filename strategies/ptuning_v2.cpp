@@ -134,21 +134,13 @@ void PtuningV2Strategy::apply(core::CausalLMImpl& model) {
   model.register_module(kModuleName, encoder);
   model.set_prefix_provider(encoder);
   if (init_from_.empty()) return;
-  // Start from a saved prefix: tensors at their global shape, this rank keeps its slice.
-  const std::string file = io::resolve_checkpoint(init_from_);
-  const auto specs = core::parameter_specs(*encoder);
-  std::vector<io::CheckpointTensor> tensors;
-  for (const auto& [name, spec] : specs) {
-    tensors.push_back({"/model/" + std::string(kModuleName) + "." + name,
-                       torch::empty(spec.global_shape)});
-  }
-  io::load_checkpoint_tensors(file, tensors);
-  torch::NoGradGuard no_grad;
+  // Start from a saved prefix: each rank reads the hyperslab of its own shard (any saved layout).
   auto params = encoder->named_parameters();
-  for (size_t i = 0; i < specs.size(); ++i) {
-    auto local = params[specs[i].first];
-    core::assign_from_full(local, tensors[i].tensor, specs[i].second);
+  std::vector<io::ShardedTensor> tensors;
+  for (const auto& [name, spec] : core::parameter_specs(*encoder)) {
+    tensors.push_back({"/model/" + std::string(kModuleName) + "." + name, params[name], spec, false});
   }
+  io::load_sharded_tensors(io::resolve_checkpoint(init_from_), tensors);
 }
 
 bool PtuningV2Strategy::is_added_parameter(const std::string& name) const {
