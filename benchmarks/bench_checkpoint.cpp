@@ -1,6 +1,7 @@
 // Checkpoint I/O benchmark: write and read throughput of a sharded checkpoint of the benchmark
 // model (bench_config.h's ~30M llama: parameters + AdamW exp_avg + exp_avg_sq, 3 x 4 bytes per
-// parameter), against `dd` of the same bytes to the same disk (benchmarks/run_checkpoint_bench.sh).
+// parameter), against `dd` of the same bytes to the same disk, measured in the same repetition
+// (benchmarks/run_checkpoint_bench.sh).
 //
 //   mpirun -np N bench_checkpoint DIR [--tp T] [--reps R] [--xfer collective|independent]
 //
@@ -11,7 +12,15 @@
 //   read:  io::load_sharded_tensors of every tensor at this rank's spec into existing tensors
 //          (as a resuming trainer's), after the file's pages are dropped from the page cache
 //          (posix_fadvise DONTNEED after fsync), so the read comes from the disk; slowest rank.
-// MB/s = file bytes / time (1 MB = 1e6 bytes); median over R repetitions. Prints JSON on rank 0.
+//   dd:    in every repetition, right after our write, rank 0 runs `dd if=<checkpoint>
+//          of=DIR/dd.bin bs=4M conv=fsync` (source in the page cache, as our tensors are in
+//          memory), and `dd if=<checkpoint> of=/dev/null bs=4M` after the same cache drop as our
+//          read. The two reads alternate in order between repetitions (ours first in even ones),
+//          so neither always meets the disk first after a write. Ranks that wait (for dd, or for
+//          the slowest rank) wait in a sleeping barrier, not MPI's busy poll, so they do not take
+//          cores from the process being timed on a machine with fewer cores than ranks.
+// MB/s = file bytes / time (1 MB = 1e6 bytes); medians over R repetitions; ratio = dd seconds /
+// our seconds (>= 0.5 is the target). Prints JSON on rank 0.
 #include <fcntl.h>
 #include <mpi.h>
 #include <unistd.h>
@@ -40,7 +49,19 @@ double now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+// A barrier whose waiters sleep between polls instead of spinning.
+void quiet_barrier() {
+  MPI_Request request;
+  MPI_Ibarrier(MPI_COMM_WORLD, &request);
+  int done = 0;
+  while (!done) {
+    MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+    if (!done) ::usleep(200);
+  }
+}
+
 double slowest(double t) {
+  quiet_barrier();
   double out = 0;
   MPI_Allreduce(&t, &out, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
   return out;
@@ -57,6 +78,17 @@ void drop_cache(const std::string& file) {
   ::fdatasync(fd);
   ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
   ::close(fd);
+}
+
+// Seconds one `dd <args>` took (fork and exec included, a few ms); exits on failure.
+double run_dd(const std::string& args) {
+  const double t0 = now();
+  const std::string command = "dd " + args + " status=none";
+  if (std::system(command.c_str()) != 0) {
+    std::fprintf(stderr, "bench_checkpoint: `%s` failed\n", command.c_str());
+    std::exit(1);
+  }
+  return now() - t0;
 }
 
 }  // namespace
@@ -107,24 +139,45 @@ int main(int argc, char** argv) {
   info.dp = dp;
   info.world = world;
 
-  std::vector<double> writes, reads;
+  std::vector<double> writes, reads, dd_writes, dd_reads, write_ratios, read_ratios;
   std::string file;
+  const bool root = mpi.rank() == 0;
+  const std::string dd_file = (std::filesystem::path(dir) / "dd.bin").string();
   for (int r = 0; r < reps; ++r) {
     info.step = r + 1;
-    MPI_Barrier(MPI_COMM_WORLD);
+    quiet_barrier();
     double t0 = now();
     file = io::save_sharded_checkpoint(dir, info, tensors, grid.world(), 1);
     writes.push_back(slowest(now() - t0));
-    if (mpi.rank() == 0) drop_cache(file);
+    if (root) {
+      run_dd("if=" + file + " of=/dev/null bs=4M");  // dd's source in the page cache, as ours
+      dd_writes.push_back(run_dd("if=" + file + " of=" + dd_file + " bs=4M conv=fsync"));
+      write_ratios.push_back(dd_writes.back() / writes.back());
+      std::filesystem::remove(dd_file);
+    }
     std::vector<io::ShardedTensor> dest;
     for (const auto& t : tensors) {
       // Existing (touched) memory, as a resuming trainer's parameters and optimizer state.
       dest.push_back({t.path, torch::zeros_like(t.local), t.spec, false});
     }
-    MPI_Barrier(MPI_COMM_WORLD);
-    t0 = now();
-    io::load_sharded_tensors(file, dest);
-    reads.push_back(slowest(now() - t0));
+    double ours = 0, theirs = 0;
+    for (int turn = 0; turn < 2; ++turn) {
+      if (root) drop_cache(file);
+      quiet_barrier();
+      if ((turn == 0) == (r % 2 == 0)) {
+        t0 = now();
+        io::load_sharded_tensors(file, dest);
+        ours = slowest(now() - t0);
+      } else {
+        if (root) theirs = run_dd("if=" + file + " of=/dev/null bs=4M");
+        quiet_barrier();
+      }
+    }
+    reads.push_back(ours);
+    if (root) {
+      dd_reads.push_back(theirs);
+      read_ratios.push_back(theirs / ours);
+    }
     for (size_t i = 0; i < dest.size(); ++i) {
       auto a = core::real_part(dest[i].local, dest[i].spec);
       if (!torch::equal(a, core::real_part(tensors[i].local, tensors[i].spec))) {
@@ -133,15 +186,19 @@ int main(int argc, char** argv) {
       }
     }
   }
-  if (mpi.rank() == 0) {
+  if (root) {
     const double bytes = static_cast<double>(std::filesystem::file_size(file));
     const char* xfer = std::getenv("SHARDTUNE_CKPT_XFER");
-    std::printf("{\"np\": %d, \"tp\": %d, \"dp\": %d, \"xfer\": \"%s\", \"file\": \"%s\", "
+    const double w = median(writes), dw = median(dd_writes), rd = median(reads),
+                 drd = median(dd_reads);
+    std::printf("{\"np\": %d, \"tp\": %d, \"dp\": %d, \"xfer\": \"%s\", \"reps\": %d, "
                 "\"file_bytes\": %.0f, \"tensor_bytes\": %lld, \"write_s\": %.3f, "
-                "\"write_MBps\": %.1f, \"read_s\": %.3f, \"read_MBps\": %.1f}\n",
-                world, tp, dp, xfer ? xfer : "independent", file.c_str(), bytes,
-                static_cast<long long>(global_bytes), median(writes),
-                bytes / median(writes) / 1e6, median(reads), bytes / median(reads) / 1e6);
+                "\"write_MBps\": %.1f, \"dd_write_s\": %.3f, \"write_vs_dd\": %.2f, "
+                "\"write_vs_dd_paired_median\": %.2f, \"read_s\": %.3f, \"read_MBps\": %.1f, \"dd_read_s\": %.3f, "
+                "\"read_vs_dd\": %.2f, \"read_vs_dd_paired_median\": %.2f}\n",
+                world, tp, dp, xfer ? xfer : "independent", reps, bytes,
+                static_cast<long long>(global_bytes), w, bytes / w / 1e6, dw, dw / w, median(write_ratios), rd,
+                bytes / rd / 1e6, drd, drd / rd, median(read_ratios));
   }
   return 0;
 }

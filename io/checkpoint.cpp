@@ -415,7 +415,7 @@ std::string save_sharded_checkpoint(const std::string& dir, const CheckpointInfo
   //    (so that no rank waits forever) and reports at the end.
   {
     Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
-    if (mpi) {
+    if (mpi && world.size() > 1) {
       H5Pset_fapl_mpio(fapl.get(), mpi->native_handle(), MPI_INFO_NULL);
       H5Pset_all_coll_metadata_ops(fapl.get(), 1);
       H5Pset_coll_metadata_write(fapl.get(), 1);
@@ -448,7 +448,7 @@ std::string save_sharded_checkpoint(const std::string& dir, const CheckpointInfo
     if (!root_ok) fail("cannot write root attributes");
 
     Handle dxpl(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
-    if (mpi) {
+    if (mpi && world.size() > 1) {
       H5Pset_dxpl_mpio(dxpl.get(), collective_transfer() ? H5FD_MPIO_COLLECTIVE
                                                           : H5FD_MPIO_INDEPENDENT);
     }

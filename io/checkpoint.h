@@ -70,7 +70,8 @@ struct TensorEntry {
 };
 
 // Collective over `world` (same tensors, paths, global shapes and info on every rank). `world` is
-// an MpiCommunicator (MPI-IO driver), or any communicator of size 1 (serial driver). Writes the
+// an MpiCommunicator (MPI-IO driver), or any communicator of size 1 (a world of one, MPI or not,
+// writes through HDF5's serial POSIX driver: no MPI-IO layer between it and the disk). Writes the
 // checkpoint of info.step into `dir`, updates `latest`, deletes the oldest step files beyond
 // keep_last (0 = keep all). Every rank gets the file path, or the same UserError.
 std::string save_sharded_checkpoint(const std::string& dir, const CheckpointInfo& info,
