@@ -367,9 +367,13 @@ void init_parameter(torch::Tensor& param, const std::string& name, const ShardSp
     std /= std::sqrt(2.0 * static_cast<double>(config.num_layers));
   }
   // The full tensor from the parameter's own stream; this rank keeps its slice.
+  assign_from_full(param, named_normal(spec.global_shape, std, seed, name), spec);
+}
+
+torch::Tensor named_normal(const std::vector<int64_t>& shape, double std, uint64_t seed,
+                           const std::string& name) {
   auto gen = at::detail::createCPUGenerator(named_seed(seed, name));
-  auto full = at::normal(0.0, std, spec.global_shape, gen, torch::TensorOptions().dtype(torch::kFloat));
-  assign_from_full(param, full, spec);
+  return at::normal(0.0, std, shape, gen, torch::TensorOptions().dtype(torch::kFloat));
 }
 
 std::shared_ptr<CausalLMImpl> build_model(const ModelConfig& config, uint64_t seed,

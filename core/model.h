@@ -81,4 +81,9 @@ void init_parameter(torch::Tensor& param, const std::string& name, const ShardSp
 // A 64-bit seed for a named stream (FNV-1a of the name mixed with the base seed).
 uint64_t named_seed(uint64_t seed, const std::string& name);
 
+// A full fp32 tensor of `shape` drawn from N(0, std^2) on the stream named `name`: the same values
+// on every rank and at every TP size (each rank keeps its slice of it).
+torch::Tensor named_normal(const std::vector<int64_t>& shape, double std, uint64_t seed,
+                           const std::string& name);
+
 }  // namespace shardtune::core

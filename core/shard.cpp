@@ -2,6 +2,7 @@
 
 #include <sstream>
 #include <stdexcept>
+#include <unordered_map>
 
 namespace shardtune::core {
 
@@ -120,29 +121,22 @@ torch::Tensor gather_full(const torch::Tensor& local, const ShardSpec& spec,
 }
 
 std::vector<std::pair<std::string, ShardSpec>> parameter_specs(const torch::nn::Module& root) {
-  std::vector<std::pair<std::string, ShardSpec>> out;
+  // Each module describes its own parameters; the result follows root.named_parameters()'s order
+  // (a parameter registered on a parent after its children comes later there than in a module
+  // walk), so callers can zip the two.
+  std::unordered_map<std::string, ShardSpec> specs;
   for (const auto& item : root.named_modules("", /*include_self=*/true)) {
     const auto& module = *item.value();
     const auto* sharded = dynamic_cast<const ShardedModule*>(&module);
     for (const auto& p : module.named_parameters(/*recurse=*/false)) {
       const std::string name = item.key().empty() ? p.key() : item.key() + "." + p.key();
-      out.emplace_back(name, sharded ? sharded->shard_spec(p.key())
-                                     : replicated_spec(p.value().sizes().vec()));
+      specs.emplace(name, sharded ? sharded->shard_spec(p.key())
+                                  : replicated_spec(p.value().sizes().vec()));
     }
   }
-  // named_modules walks depth-first in registration order, as named_parameters does, but a
-  // parameter registered on a parent after its children would come out of order: sort by the
-  // model's own order so callers can zip with named_parameters().
   std::vector<std::pair<std::string, ShardSpec>> ordered;
-  ordered.reserve(out.size());
-  for (const auto& p : root.named_parameters()) {
-    for (auto& o : out) {
-      if (o.first == p.key()) {
-        ordered.push_back(o);
-        break;
-      }
-    }
-  }
+  ordered.reserve(specs.size());
+  for (const auto& p : root.named_parameters()) ordered.emplace_back(p.key(), specs.at(p.key()));
   return ordered;
 }
 

@@ -1,7 +1,5 @@
 #include "strategies/ptuning_v2.h"
 
-#include <ATen/CPUGeneratorImpl.h>
-
 #include <cmath>
 
 #include "io/checkpoint.h"
@@ -11,12 +9,6 @@ namespace shardtune::strategies {
 
 namespace {
 constexpr const char* kModuleName = "prefix_encoder";
-
-torch::Tensor normal_full(const std::vector<int64_t>& shape, double std, uint64_t seed,
-                          const std::string& name) {
-  auto gen = at::detail::createCPUGenerator(core::named_seed(seed, name));
-  return at::normal(0.0, std, shape, gen, torch::TensorOptions().dtype(torch::kFloat));
-}
 }  // namespace
 
 PrefixEncoder::PrefixEncoder(const core::CausalLMImpl& model, PrefixOptions options)
@@ -57,7 +49,8 @@ void PrefixEncoder::initialise(uint64_t seed) {
   torch::NoGradGuard no_grad;
   const std::string p = std::string(kModuleName) + ".";
   if (!options_.projection) {
-    auto full = normal_full(prefix_spec_.global_shape, options_.init_std, seed, p + "prefix");
+    auto full =
+        core::named_normal(prefix_spec_.global_shape, options_.init_std, seed, p + "prefix");
     core::assign_from_full(prefix_param, full, prefix_spec_);
     return;
   }
@@ -65,12 +58,13 @@ void PrefixEncoder::initialise(uint64_t seed) {
   // keeps unit scale into tanh, the second scales the prefix to about init_std.
   const double h = static_cast<double>(options_.hidden);
   const double d = static_cast<double>(config_.hidden_size);
-  embedding.copy_(normal_full(embedding.sizes().vec(), 1.0, seed, p + "embedding"));
-  in_weight.copy_(normal_full(in_weight.sizes().vec(), 1.0 / std::sqrt(d), seed,
-                              p + "proj_in.weight"));
+  embedding.copy_(core::named_normal(embedding.sizes().vec(), 1.0, seed, p + "embedding"));
+  in_weight.copy_(core::named_normal(in_weight.sizes().vec(), 1.0 / std::sqrt(d), seed,
+                                     p + "proj_in.weight"));
   in_bias.zero_();
-  out_weight.copy_(normal_full(out_weight.sizes().vec(), options_.init_std / std::sqrt(h * 0.4),
-                               seed, p + "proj_out.weight"));
+  out_weight.copy_(core::named_normal(out_weight.sizes().vec(),
+                                      options_.init_std / std::sqrt(h * 0.4), seed,
+                                      p + "proj_out.weight"));
   out_bias.zero_();
 }
 

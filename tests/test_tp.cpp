@@ -37,21 +37,6 @@ struct WorldTp {
   parallel::TpGroup tp{grid.tp_ptr()};
 };
 
-// Trained parameters after 10 AdamW steps: AdamW divides by sqrt(v), which magnifies the relative
-// rounding difference of an element whose gradient is tiny, so a single element can drift further
-// than the tensor as a whole. The criterion is the tensor's relative error in norm,
-// ||a - b|| / ||b|| <= 1e-5, plus every element within 1e-4 of the tensor's largest value (a wrong
-// shard or a missing reduction is off by O(1) and fails both).
-void expect_trained_close(const torch::Tensor& a, const torch::Tensor& b, const std::string& what) {
-  ASSERT_EQ(a.sizes(), b.sizes()) << what;
-  const double rel = (a - b).norm().item<double>() / (b.norm().item<double>() + 1e-30);
-  EXPECT_LE(rel, kRel) << what << ": relative error in norm " << rel;
-  const double err = (a - b).abs().max().item<double>();
-  const double scale = b.abs().max().item<double>();
-  EXPECT_LE(err, 10 * kRel * scale + 1e-7) << what << ": max error " << err << " (scale " << scale
-                                           << ")";
-}
-
 void expect_close(const torch::Tensor& a, const torch::Tensor& b, const std::string& what) {
   ASSERT_EQ(a.sizes(), b.sizes()) << what;
   const double err = (a - b).abs().max().item<double>();
