@@ -241,26 +241,11 @@ TEST(CheckpointTrainer, ResumeIsBitwiseWithDropout) {
   c.model.dropout = 0.1;
   c.train.weight_decay = 0.01;
   c.checkpoint.dir = dir + "/ckpt";
-  std::vector<double> uninterrupted;
-  std::shared_ptr<core::CausalLMImpl> reference;
-  launch::Trainer a(c, grid);
-  for (int i = 0; i < 8; ++i) uninterrupted.push_back(a.step().loss);
-  std::string file;
-  {
-    launch::Trainer b(c, grid);
-    for (int i = 0; i < 5; ++i) b.step();
-    file = b.save();
-  }
-  EXPECT_EQ(io::read_checkpoint_info(file).step, 5);
-  EXPECT_EQ(io::read_checkpoint_info(file).consumed_samples, 5 * c.train.global_batch);
+  const auto run = stop_and_save(c, grid, 8, 5);
+  EXPECT_EQ(io::read_checkpoint_info(run.file).step, 5);
+  EXPECT_EQ(io::read_checkpoint_info(run.file).consumed_samples, 5 * c.train.global_batch);
   c.checkpoint.resume = "auto";
-  launch::Trainer r(c, grid);
-  ASSERT_EQ(r.steps_done(), 5);
-  for (int i = 5; i < 8; ++i) EXPECT_EQ(r.step().loss, uninterrupted[static_cast<size_t>(i)]) << i;
-  auto pa = a.model().named_parameters();
-  for (auto& p : r.model().named_parameters()) {
-    EXPECT_TRUE(torch::equal(p.value(), pa[p.key()])) << p.key();
-  }
+  expect_resumed_bitwise(c, grid, run);
 }
 
 TEST(CheckpointTrainer, ResumeAutoWithoutCheckpointStartsFresh) {
@@ -334,21 +319,13 @@ TEST(CheckpointStrategies, LoraHoldsOnlyAdaptersOnTheSeededBaseAndResumesBitwise
   auto c = tiny_config(dir + "/out");
   c.strategy = "lora";  // default lora dropout 0.05: the RNG streams matter
   c.checkpoint.dir = dir + "/ckpt";
-  std::vector<double> uninterrupted;
-  {
-    launch::Trainer a(c, grid);
-    for (int i = 0; i < 6; ++i) uninterrupted.push_back(a.step().loss);
-  }
-  std::string file;
   std::vector<std::string> trainable;
   double eval_at_save = 0;
-  {
-    launch::Trainer b(c, grid);
-    for (int i = 0; i < 3; ++i) b.step();
-    file = b.save();
+  const auto run = stop_and_save(c, grid, 6, 3, [&](launch::Trainer& b) {
     eval_at_save = b.evaluate().loss;
     for (const auto& p : b.strategy().trainable_parameters(b.model())) trainable.push_back(p.name);
-  }
+  });
+  const std::string& file = run.file;
   // Only the trainable (adapter) parameters, and the base is the seeded initialisation.
   auto stored = model_datasets(file);
   std::sort(stored.begin(), stored.end());
@@ -359,12 +336,9 @@ TEST(CheckpointStrategies, LoraHoldsOnlyAdaptersOnTheSeededBaseAndResumesBitwise
   EXPECT_EQ(io::read_checkpoint_info(file).base_model, "seed:" + std::to_string(c.train.seed));
   EXPECT_EQ(io::read_checkpoint_info(file).strategy, "lora");
   // Resume: bitwise.
+  expect_resumed_bitwise(c, grid, run);
   auto r = c;
   r.checkpoint.resume = file;
-  {
-    launch::Trainer t(r, grid);
-    for (int i = 3; i < 6; ++i) EXPECT_EQ(t.step().loss, uninterrupted[static_cast<size_t>(i)]) << i;
-  }
   // As [checkpoint] init_from (eval / generate): seeded base + the stored adapters = the same model.
   auto e = c;
   e.checkpoint.init_from = file;
@@ -398,17 +372,8 @@ TEST(CheckpointStrategies, FreezeRecordsItsInitFromBaseAndRefusesAnotherBase) {
   c.strategy_options = {{"trainable_layers", "1"}};
   c.checkpoint.dir = dir + "/ft_ckpt";
   c.checkpoint.init_from = base_file;
-  std::vector<double> uninterrupted;
-  {
-    launch::Trainer a(c, grid);
-    for (int i = 0; i < 4; ++i) uninterrupted.push_back(a.step().loss);
-  }
-  std::string file;
-  {
-    launch::Trainer b(c, grid);
-    for (int i = 0; i < 2; ++i) b.step();
-    file = b.save();
-  }
+  const auto run = stop_and_save(c, grid, 4, 2);
+  const std::string& file = run.file;
   const auto info = io::read_checkpoint_info(file);
   EXPECT_EQ(info.base_model.rfind(fs::absolute(base_file).lexically_normal().string() + " digest:", 0),
             0u)
@@ -416,12 +381,9 @@ TEST(CheckpointStrategies, FreezeRecordsItsInitFromBaseAndRefusesAnotherBase) {
   const auto stored = model_datasets(file);
   EXPECT_EQ(std::count(stored.begin(), stored.end(), "model.layers.0.self_attn.q_proj.weight"), 0);
   EXPECT_EQ(std::count(stored.begin(), stored.end(), "model.layers.1.self_attn.q_proj.weight"), 1);
+  expect_resumed_bitwise(c, grid, run);
   auto r = c;
   r.checkpoint.resume = file;
-  {
-    launch::Trainer t(r, grid);
-    for (int i = 2; i < 4; ++i) EXPECT_EQ(t.step().loss, uninterrupted[static_cast<size_t>(i)]) << i;
-  }
   r.checkpoint.init_from = other_base;
   expect_error([&] { launch::Trainer t(r, grid); }, {file, "base model differs"});
 }

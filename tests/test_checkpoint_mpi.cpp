@@ -244,21 +244,7 @@ TEST(ShardedCheckpointTrainer, ResumeOnSameLayoutIsBitwise) {
     auto grid = parallel::RankGrid::create(mpi_runtime().world(), tp);
     auto c = trainer_config(dir + "/a", tp, zero);
     c.model.dropout = 0.1;  // the RNG streams must be restored too
-    std::vector<double> uninterrupted;
-    {
-      launch::Trainer t(c, grid);
-      for (int i = 0; i < 6; ++i) uninterrupted.push_back(t.step().loss);
-    }
-    std::string file;
-    {
-      launch::Trainer t(c, grid);
-      for (int i = 0; i < 3; ++i) t.step();
-      file = t.save();
-    }
-    c.checkpoint.resume = file;
-    launch::Trainer t(c, grid);
-    EXPECT_EQ(t.steps_done(), 3);
-    for (int i = 3; i < 6; ++i) EXPECT_EQ(t.step().loss, uninterrupted[static_cast<size_t>(i)]) << i;
+    expect_resumed_bitwise(c, grid, stop_and_save(c, grid, 6, 3));
   }
 }
 

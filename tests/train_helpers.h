@@ -3,8 +3,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -74,6 +77,50 @@ inline void expect_trained_close(const torch::Tensor& a, const torch::Tensor& b,
   const double scale = b.abs().max().item<double>();
   EXPECT_LE(err, 10 * rel * scale + 1e-7) << what << ": max error " << err << " (scale " << scale
                                           << ")";
+}
+
+// Stop and resume. stop_and_save runs `c` for `total` steps uninterrupted, then runs it again from
+// the start, stops after `stop` steps and saves; `at_stop` (optional) sees the stopped trainer
+// after the save. expect_resumed_bitwise resumes `c` (from c.checkpoint.resume when set, else
+// from the saved file) and expects steps stop+1..total to give the uninterrupted losses and final
+// parameters bit for bit.
+struct StoppedRun {
+  std::vector<double> losses;                             // uninterrupted, steps 1..total
+  std::map<std::string, torch::Tensor> final_parameters;  // uninterrupted, after `total` steps
+  std::string file;                                       // checkpoint after `stop` steps
+  int stop = 0;
+};
+
+inline StoppedRun stop_and_save(const launch::Config& c, parallel::RankGrid& grid, int total,
+                                int stop,
+                                const std::function<void(launch::Trainer&)>& at_stop = {}) {
+  StoppedRun run;
+  run.stop = stop;
+  {
+    launch::Trainer t(c, grid);
+    for (int i = 0; i < total; ++i) run.losses.push_back(t.step().loss);
+    for (const auto& p : t.model().named_parameters()) {
+      run.final_parameters[p.key()] = p.value().detach().clone();
+    }
+  }
+  launch::Trainer t(c, grid);
+  for (int i = 0; i < stop; ++i) t.step();
+  run.file = t.save();
+  if (at_stop) at_stop(t);
+  return run;
+}
+
+inline void expect_resumed_bitwise(launch::Config c, parallel::RankGrid& grid,
+                                   const StoppedRun& run) {
+  if (c.checkpoint.resume.empty()) c.checkpoint.resume = run.file;
+  launch::Trainer t(c, grid);
+  ASSERT_EQ(t.steps_done(), run.stop);
+  for (size_t i = static_cast<size_t>(run.stop); i < run.losses.size(); ++i) {
+    EXPECT_EQ(t.step().loss, run.losses[i]) << "step " << i + 1;
+  }
+  for (const auto& p : t.model().named_parameters()) {
+    EXPECT_TRUE(torch::equal(p.value(), run.final_parameters.at(p.key()))) << p.key();
+  }
 }
 
 // Every parameter of `model` against the same-named one of `reference` (expect_trained_close).
