@@ -361,6 +361,8 @@ std::string save_sharded_checkpoint(const std::string& dir, const CheckpointInfo
   if (!mpi && world.size() > 1) {
     throw std::logic_error("save_sharded_checkpoint: a multi-rank world must be MPI (MPI-IO)");
   }
+  // A world of one writes through HDF5's serial (sec2) driver: no MPI-IO layer in between.
+  if (world.size() == 1) mpi = nullptr;
 
   // 1. This rank's pieces and every piece's checksum (reduced so all ranks write the same
   //    attributes). Exactly one writer per piece, checked.
@@ -415,7 +417,7 @@ std::string save_sharded_checkpoint(const std::string& dir, const CheckpointInfo
   //    (so that no rank waits forever) and reports at the end.
   {
     Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
-    if (mpi && world.size() > 1) {
+    if (mpi) {
       H5Pset_fapl_mpio(fapl.get(), mpi->native_handle(), MPI_INFO_NULL);
       H5Pset_all_coll_metadata_ops(fapl.get(), 1);
       H5Pset_coll_metadata_write(fapl.get(), 1);
@@ -448,7 +450,7 @@ std::string save_sharded_checkpoint(const std::string& dir, const CheckpointInfo
     if (!root_ok) fail("cannot write root attributes");
 
     Handle dxpl(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
-    if (mpi && world.size() > 1) {
+    if (mpi) {
       H5Pset_dxpl_mpio(dxpl.get(), collective_transfer() ? H5FD_MPIO_COLLECTIVE
                                                           : H5FD_MPIO_INDEPENDENT);
     }
