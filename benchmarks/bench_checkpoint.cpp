@@ -194,11 +194,11 @@ int main(int argc, char** argv) {
     std::printf("{\"np\": %d, \"tp\": %d, \"dp\": %d, \"xfer\": \"%s\", \"reps\": %d, "
                 "\"file_bytes\": %.0f, \"tensor_bytes\": %lld, \"write_s\": %.3f, "
                 "\"write_MBps\": %.1f, \"dd_write_s\": %.3f, \"write_vs_dd\": %.2f, "
-                "\"write_vs_dd_paired_median\": %.2f, \"read_s\": %.3f, \"read_MBps\": %.1f, \"dd_read_s\": %.3f, "
-                "\"read_vs_dd\": %.2f, \"read_vs_dd_paired_median\": %.2f}\n",
+                "\"write_vs_dd_paired_median\": %.2f, \"read_s\": %.3f, \"read_MBps\": %.1f, "
+                "\"dd_read_s\": %.3f, \"read_vs_dd\": %.2f, \"read_vs_dd_paired_median\": %.2f}\n",
                 world, tp, dp, xfer ? xfer : "independent", reps, bytes,
-                static_cast<long long>(global_bytes), w, bytes / w / 1e6, dw, dw / w, median(write_ratios), rd,
-                bytes / rd / 1e6, drd, drd / rd, median(read_ratios));
+                static_cast<long long>(global_bytes), w, bytes / w / 1e6, dw, dw / w,
+                median(write_ratios), rd, bytes / rd / 1e6, drd, drd / rd, median(read_ratios));
   }
   return 0;
 }
