@@ -181,11 +181,12 @@ torch::Tensor stage_input(const torch::Tensor& in, c10::ScalarType wire, const t
 
 }  // namespace
 
-MpiCommunicator::MpiCommunicator(MPI_Comm comm, std::string label)
-    : MpiCommunicator(dup_with_error_return(comm), std::move(label), Adopt{}) {}
+MpiCommunicator::MpiCommunicator(MPI_Comm comm, std::string label, MpiOptions options)
+    : MpiCommunicator(dup_with_error_return(comm), std::move(label), options, Adopt{}) {}
 
-MpiCommunicator::MpiCommunicator(MPI_Comm owned, std::string label, Adopt)
-    : Communicator(comm_rank(owned), comm_size(owned), std::move(label)), comm_(owned) {}
+MpiCommunicator::MpiCommunicator(MPI_Comm owned, std::string label, MpiOptions options, Adopt)
+    : Communicator(comm_rank(owned), comm_size(owned), std::move(label)), comm_(owned),
+      options_(options) {}
 
 MpiCommunicator::~MpiCommunicator() {
   // MPI_Comm_free is legal with collectives still pending (they complete first); after
@@ -193,8 +194,8 @@ MpiCommunicator::~MpiCommunicator() {
   if (comm_ != MPI_COMM_NULL && !mpi_finalized()) MPI_Comm_free(&comm_);
 }
 
-std::shared_ptr<MpiCommunicator> MpiCommunicator::world(std::string label) {
-  return std::make_shared<MpiCommunicator>(MPI_COMM_WORLD, std::move(label));
+std::shared_ptr<MpiCommunicator> MpiCommunicator::world(std::string label, MpiOptions options) {
+  return std::make_shared<MpiCommunicator>(MPI_COMM_WORLD, std::move(label), options);
 }
 
 std::shared_ptr<MpiCommunicator> MpiCommunicator::split(int color, int key,
@@ -205,7 +206,8 @@ std::shared_ptr<MpiCommunicator> MpiCommunicator::split(int color, int key,
   if (sub == MPI_COMM_NULL) return nullptr;
   SHARDTUNE_MPI_CHECK(MPI_Comm_set_errhandler(sub, MPI_ERRORS_RETURN),
                       describe("split", "label " + label));
-  return std::shared_ptr<MpiCommunicator>(new MpiCommunicator(sub, std::move(label), Adopt{}));
+  return std::shared_ptr<MpiCommunicator>(
+      new MpiCommunicator(sub, std::move(label), options_, Adopt{}));
 }
 
 std::vector<int> MpiCommunicator::world_ranks() const {
@@ -246,11 +248,7 @@ bool MpiCommunicator::eager(int64_t bytes) const {
   // Open MPI 4.1's non-blocking reductions (libnbc) measured 4.4x slower than the blocking ones
   // for 25 MiB buckets on 2 ranks (docs/benchmarks-comm.md), and without a progress thread they
   // barely overlap anyway, so large reductions run blocking at call time.
-  static const bool force_nonblocking = [] {
-    const char* v = std::getenv("SHARDTUNE_MPI_NONBLOCKING");
-    return v != nullptr && std::string(v) == "1";
-  }();
-  return !force_nonblocking && bytes >= kEagerReduceBytes;
+  return options_.eager_reduce_bytes >= 0 && bytes >= options_.eager_reduce_bytes;
 }
 
 WorkPtr MpiCommunicator::all_reduce_async(torch::Tensor& t, ReduceOp op) {
