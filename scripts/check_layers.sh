@@ -33,34 +33,34 @@ while IFS=$'\t' read -r header folders; do headers[$header]=",${folders//\//},";
 pretty() { local s=${1#,}; s=${s%,}; [ -n "$s" ] && echo "${s//,//, }/" || echo "nothing"; }
 
 violations=0 files=0 includes=0
+include_re='^([^:]+):([0-9]+):[[:space:]]*#[[:space:]]*include[[:space:]]*[<"]([^>"]+)[>"]'
 for folder in "${!allowed[@]}"; do
   [ -d "$root/$folder" ] || continue
-  while IFS= read -r -d '' file; do
-    files=$((files + 1))
-    rel=${file#"$root"/}
-    while IFS=: read -r line text; do
-      target=$(sed -E 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"]([^>"]+)[>"].*/\1/' \
-                 <<<"$text")
-      includes=$((includes + 1))
-      top=${target%%/*}
-      if [ "$top" != "$target" ] && [ -n "${allowed[$top]+x}" ]; then
-        if [ "$top" != "$folder" ] && [[ ${allowed[$folder]} != *",$top,"* ]]; then
-          echo "$rel:$line: $folder/ may not include $target" \
-               "(allowed: $(pretty "${allowed[$folder]}"))"
-          violations=$((violations + 1))
-        fi
-        continue
+  files=$((files + $(find "$root/$folder" -type f \( -name '*.h' -o -name '*.hpp' -o -name '*.cpp' \
+                       -o -name '*.cc' -o -name '*.c' \) | wc -l)))
+  # One grep per folder; every line is matched with bash's own regex (no process per include).
+  while IFS= read -r hit; do
+    [[ $hit =~ $include_re ]] || continue
+    rel=${BASH_REMATCH[1]#"$root"/} line=${BASH_REMATCH[2]} target=${BASH_REMATCH[3]}
+    includes=$((includes + 1))
+    top=${target%%/*}
+    if [ "$top" != "$target" ] && [ -n "${allowed[$top]+x}" ]; then
+      if [ "$top" != "$folder" ] && [[ ${allowed[$folder]} != *",$top,"* ]]; then
+        echo "$rel:$line: $folder/ may not include $target" \
+             "(allowed: $(pretty "${allowed[$folder]}"))"
+        violations=$((violations + 1))
       fi
-      for header in "${!headers[@]}"; do
-        if [[ $target == "$header"* ]] && [[ ${headers[$header]} != *",$folder,"* ]]; then
-          echo "$rel:$line: $folder/ may not include <$target>" \
-               "(only in: $(pretty "${headers[$header]}"))"
-          violations=$((violations + 1))
-        fi
-      done
-    done < <(grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"]' "$file" || true)
-  done < <(find "$root/$folder" -type f \( -name '*.h' -o -name '*.hpp' -o -name '*.cpp' \
-             -o -name '*.cc' -o -name '*.c' \) -print0)
+      continue
+    fi
+    for header in "${!headers[@]}"; do
+      if [[ $target == "$header"* ]] && [[ ${headers[$header]} != *",$folder,"* ]]; then
+        echo "$rel:$line: $folder/ may not include <$target>" \
+             "(only in: $(pretty "${headers[$header]}"))"
+        violations=$((violations + 1))
+      fi
+    done
+  done < <(grep -rnE --include='*.h' --include='*.hpp' --include='*.cpp' --include='*.cc' \
+             --include='*.c' '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"]' "$root/$folder")
 done
 if [ "$violations" -gt 0 ]; then
   echo "layer check: $violations wrong-way include(s);" \

@@ -197,19 +197,19 @@ TEST(CheckpointErrors, OtherModelStrategyOrTokenizer) {
   other_model.hidden_size *= 2;
   expected.model_config = other_model.to_json();
   expect_user_error([&] { io::require_compatible("f.h5", saved, expected); },
-               {"f.h5", "model config differs"});
+                    {"f.h5", "model config differs"});
   expected = saved;
   expected.strategy = "lora";
   expect_user_error([&] { io::require_compatible("f.h5", saved, expected); },
-               {"f.h5", "strategy 'sft'", "'lora'"});
+                    {"f.h5", "strategy 'sft'", "'lora'"});
   expected = saved;
   expected.strategy_options = "{\"rank\":\"8\"}";
   expect_user_error([&] { io::require_compatible("f.h5", saved, expected); },
-               {"f.h5", "strategy options differ"});
+                    {"f.h5", "strategy options differ"});
   expected = saved;
   expected.tokenizer = "bpe:abc";
   expect_user_error([&] { io::require_compatible("f.h5", saved, expected); },
-               {"f.h5", "tokenizer differs"});
+                    {"f.h5", "tokenizer differs"});
 }
 
 // ---- the trainer ------------------------------------------------------------------------------

@@ -87,7 +87,7 @@ TEST(Config, IniRoundTripIsExact) {
 
 TEST(Config, PrintoutHasEverySectionAndResolvesTheCheckpointDir) {
   const auto dir = temp_dir("config_printout");
-  const std::string ini = unusual(dir).to_ini();
+  const std::string ini = "\n" + unusual(dir).to_ini();
   for (const char* section : {"[model]", "[train]", "[data]", "[strategy]", "[strategy.lora]",
                               "[checkpoint]", "[parallel]", "[generate]"}) {
     EXPECT_NE(ini.find(std::string("\n") + section + "\n"), std::string::npos) << section;

@@ -9,6 +9,7 @@
 #include <functional>
 #include <iterator>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "base/errors.h"
@@ -74,8 +75,10 @@ inline std::string expect_user_error(const std::function<void()>& fn,
   ADD_FAILURE() << "no UserError thrown";
   return {};
 }
-inline std::string expect_user_error(const std::function<void()>& fn, const std::string& needle) {
-  return expect_user_error(fn, std::vector<std::string>{needle});
+// One needle (a string; a braced list of needles takes the overload above).
+template <typename S, typename = std::enable_if_t<std::is_convertible_v<const S&, std::string>>>
+std::string expect_user_error(const std::function<void()>& fn, const S& needle) {
+  return expect_user_error(fn, std::vector<std::string>{std::string(needle)});
 }
 
 }  // namespace shardtune::testing

@@ -8,7 +8,7 @@
 #include "base/errors.h"
 #include "core/loss.h"
 #include "core/model.h"
-#include "launch/export.h"
+#include "launch/cmd_export.h"
 #include "strategies/freeze.h"
 #include "strategies/lora.h"
 #include "strategies/ptuning_v2.h"

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "mpi_test_main.h"
+#include "parallel/mpi_communicator.h"
 #include "parallel/rank_grid.h"
 #include "parallel/tp_ops.h"
 
