@@ -101,9 +101,9 @@ Trainer::Trainer(Config config, parallel::RankGrid& grid, TestHooks hooks)
     std::filesystem::create_directories(c.train.out_dir);
     metrics_ = std::make_unique<MetricsWriter>(
         (std::filesystem::path(c.train.out_dir) / "metrics.jsonl").string());
-    spdlog::info("{} | optimizer state on this rank: {} bytes{} | data: {} train / {} eval "
-                 "examples", strategy_->describe(*model_), optimizer_state_bytes(),
-                 step_options.zero ? " (ZeRO-1)" : "", data_.train.size(), data_.eval.size());
+    spdlog::info("{} | {} state on this rank: {} bytes | data: {} train / {} eval examples",
+                 strategy_->describe(*model_), step_->optimizer().name(), optimizer_state_bytes(),
+                 data_.train.size(), data_.eval.size());
   }
 }
 

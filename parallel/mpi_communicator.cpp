@@ -90,6 +90,19 @@ bool reduce_wire_dtype(c10::ScalarType dtype, c10::ScalarType* wire, MPI_Datatyp
   }
 }
 
+// The dtype a reduction of `dtype` travels in and its MPI type; CommunicationError (message from
+// `describe`) when MPI cannot reduce it.
+template <typename Describe>
+std::pair<c10::ScalarType, MPI_Datatype> reduce_type(c10::ScalarType dtype, Describe&& describe) {
+  c10::ScalarType wire;
+  MPI_Datatype type;
+  if (!reduce_wire_dtype(dtype, &wire, &type)) {
+    throw CommunicationError(describe(std::string("MPI cannot reduce dtype ") +
+                                      c10::toString(dtype)));
+  }
+  return {wire, type};
+}
+
 MPI_Op mpi_op(ReduceOp op) {
   switch (op) {
     case ReduceOp::kSum:
@@ -254,12 +267,9 @@ bool MpiCommunicator::eager(int64_t bytes) const {
 WorkPtr MpiCommunicator::all_reduce_async(torch::Tensor& t, ReduceOp op) {
   check_cpu(t, "all_reduce");
   check_avg_dtype(t, op, "all_reduce");
-  c10::ScalarType wire;
-  MPI_Datatype type;
-  if (!reduce_wire_dtype(t.scalar_type(), &wire, &type)) {
-    throw CommunicationError(describe("all_reduce", std::string("MPI cannot reduce dtype ") +
-                                                        c10::toString(t.scalar_type())));
-  }
+  const auto [wire, type] = reduce_type(t.scalar_type(), [&](const std::string& what) {
+    return describe("all_reduce", what);
+  });
   auto [buffer, target] = stage_output(t, wire, /*copy_in=*/true);
   MPI_Request request = MPI_REQUEST_NULL;
   const int count = checked_count(t.numel(), "all_reduce");
@@ -305,12 +315,9 @@ WorkPtr MpiCommunicator::reduce_scatter_async(torch::Tensor& out, const torch::T
   check_cpu(in, "reduce_scatter");
   check_reduce_scatter_sizes(out, in);
   check_avg_dtype(in, op, "reduce_scatter");
-  c10::ScalarType wire;
-  MPI_Datatype type;
-  if (!reduce_wire_dtype(in.scalar_type(), &wire, &type)) {
-    throw CommunicationError(describe("reduce_scatter", std::string("MPI cannot reduce dtype ") +
-                                                            c10::toString(in.scalar_type())));
-  }
+  const auto [wire, type] = reduce_type(in.scalar_type(), [&](const std::string& what) {
+    return describe("reduce_scatter", what);
+  });
   auto [buffer, target] = stage_output(out, wire, /*copy_in=*/false);
   torch::Tensor send = stage_input(in, wire, buffer);
   MPI_Request request = MPI_REQUEST_NULL;
