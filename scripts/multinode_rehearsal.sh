@@ -60,6 +60,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+trap 'printf "[multinode] FAIL: command failed at line %s\n" "$LINENO" >&2' ERR
 
 # --- the two nodes -----------------------------------------------------------------------------
 if ! ip netns add "$NS1" 2>"$WORK/netns.err"; then
@@ -233,7 +234,7 @@ for _ in $(seq 1 1200); do
   sleep 0.1
 done
 [ "$n" -eq 4 ] || { show_log node-loss; fail "(d) the ranks never reached the write of step 4"; }
-victims=$(ps -o comm= -p "$(ip netns pids "$NS2" | paste -sd,)" | sort | uniq -c | awk '{printf "%s%s x%d", NR > 1 ? ", " : "", $2, $1}')
+victims=$(ps -o comm= -p "$(ip netns pids "$NS2" | paste -sd,)" | sort | uniq -c | awk '{printf "%s%s x%d", (NR > 1 ? ", " : ""), $2, $1}')
 t_kill=$(date +%s.%N)
 for pid in $(ip netns pids "$NS2"); do kill -KILL "$pid" 2>/dev/null || true; done
 # Hang detection only: ranks paused in the write would sleep 600 s unless the job ends them.
