@@ -266,4 +266,5 @@ SCRIPT
   say "observed: mpirun under sbatch, 'scontrol requeue' (SIGTERM to the job's processes):"
   grep -E "TERM:|mpirun exited|stopping after|checkpoint saved|noticed|signal|killed" \
     "$WORK/mpirun.out" | tail -n 8 | sed 's/^/    | /'
+  say "    latest checkpoint afterwards: $("$BIN" ckpt inspect "$WORK/mpirun/ckpt" | sed -n 's/^file: //p')"
 fi
