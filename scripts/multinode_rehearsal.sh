@@ -138,6 +138,7 @@ EOF
 MPI_COMMON=(--allow-run-as-root --oversubscribe --bind-to none -np 4
             -x OMP_NUM_THREADS=1 -x SHARDTUNE_THREADS=1)
 # Two nodes: the hostfile, the agent, TCP only, on the veth.
+# shellcheck disable=SC2054  # "tcp,self" is one value
 MPI_TWO_NODES=(--hostfile "$WORK/hostfile" --mca plm_rsh_agent "$AGENT"
                --mca pml ob1 --mca btl tcp,self
                --mca btl_tcp_if_include "$IFACE" --mca oob_tcp_if_include "$IFACE")
@@ -179,19 +180,22 @@ elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'
 t=$(date +%s.%N)
 run single -- || { show_log single; fail "single-node run failed"; }
 say "single node: TP=2 x DP=2, 4 ranks on $HOST1 ($(elapsed "$t") s)"
-grep -q "node 0/1 (local rank 0/4)" "$WORK/single.log" || { show_log single; fail "single-node startup line"; }
+grep -q "node 0/1 (local rank 0/4)" "$WORK/single.log" \
+  || { show_log single; fail "single-node startup line"; }
 
 # (2) Two nodes, ranks in blocks of 2 per node (--map-by ppr:2:node): TP groups {0,1} {2,3}.
 t=$(date +%s.%N)
 run two "${MPI_TWO_NODES[@]}" --map-by ppr:2:node --display-map -- \
   || { show_log two; fail "two-node run failed"; }
 say "two nodes: 2 ranks on $HOST1 + 2 ranks on $HOST2 over TCP ($(elapsed "$t") s)"
-startup=$(grep -m1 "shardtune .* | rank 0/4" "$WORK/two.log") || { show_log two; fail "no startup line"; }
+startup=$(grep -m1 "shardtune .* | rank 0/4" "$WORK/two.log") \
+  || { show_log two; fail "no startup line"; }
 say "startup: ${startup#*] }"
 grep -A3 "Data for node: $HOST2" "$WORK/two.log" | grep -q "Process rank: 3" \
   || { show_log two; fail "ranks 2 and 3 were not placed on $HOST2"; }
 # (a) ShardTune found 2 nodes of 2 ranks and no TP group spanning them.
-[[ $startup == *"node 0/2 (local rank 0/2)"* ]] || fail "(a) ShardTune did not see 2 nodes of 2 ranks"
+[[ $startup == *"node 0/2 (local rank 0/2)"* ]] \
+  || fail "(a) ShardTune did not see 2 nodes of 2 ranks"
 if grep -q "TP groups span nodes" "$WORK/two.log"; then fail "(a) a TP group spans nodes"; fi
 say "(a) ok: ShardTune sees node 0/2 with 2 local ranks, and no TP group spans the nodes"
 
@@ -234,36 +238,47 @@ for _ in $(seq 1 1200); do
   sleep 0.1
 done
 [ "$n" -eq 4 ] || { show_log node-loss; fail "(d) the ranks never reached the write of step 4"; }
-victims=$(ps -o comm= -p "$(ip netns pids "$NS2" | paste -sd,)" | sort | uniq -c | awk '{printf "%s%s x%d", (NR > 1 ? ", " : ""), $2, $1}')
+victims=$(ps -o comm= -p "$(ip netns pids "$NS2" | paste -sd,)" | sort | uniq -c \
+  | awk '{printf "%s%s x%d", (NR > 1 ? ", " : ""), $2, $1}')
 t_kill=$(date +%s.%N)
 for pid in $(ip netns pids "$NS2"); do kill -KILL "$pid" 2>/dev/null || true; done
 # Hang detection only: ranks paused in the write would sleep 600 s unless the job ends them.
 status=0
 for _ in $(seq 1 600); do kill -0 "$JOB_PID" 2>/dev/null || break; sleep 0.1; done
-if kill -0 "$JOB_PID" 2>/dev/null; then show_log node-loss; fail "(d) mpirun still runs 60 s after node loss"; fi
+if kill -0 "$JOB_PID" 2>/dev/null; then
+  show_log node-loss
+  fail "(d) mpirun still runs 60 s after node loss"
+fi
 wait "$JOB_PID" || status=$?
 JOB_PID=""
 end_s=$(elapsed "$t_kill")
 left=$(ip netns pids "$NS1" | wc -l)
-[ "$left" -eq 0 ] || { ps -o pid,args -p "$(ip netns pids "$NS1" | paste -sd,)" >&2; fail "(d) $left processes left on $HOST1"; }
+if [ "$left" -ne 0 ]; then
+  ps -o pid,args -p "$(ip netns pids "$NS1" | paste -sd,)" >&2
+  fail "(d) $left processes left on $HOST1"
+fi
 [ "$status" -ne 0 ] || fail "(d) mpirun exited 0 after losing a node"
 say "(d) killed every process on $HOST2 ($victims) inside the write of step 4:"
 say "    mpirun exited $status after $end_s s; no process left on $HOST1"
-[ ! -e "$WORK/lost/ckpt/step-00000004.h5" ] || fail "(d) the interrupted step-4 checkpoint was published"
+[ ! -e "$WORK/lost/ckpt/step-00000004.h5" ] \
+  || fail "(d) the interrupted step-4 checkpoint was published"
 latest=$("$BIN" ckpt inspect "$WORK/lost/ckpt" | sed -n 's/^step: //p')
 [ "$latest" = 3 ] || fail "(d) latest checkpoint is step '$latest', expected 3"
-say "    left behind: latest = step 3 ($(ls "$WORK/lost/ckpt" | grep -c '^step-.*\.h5$') complete checkpoints)"
+complete=("$WORK/lost/ckpt"/step-*.h5)
+say "    left behind: latest = step 3 (${#complete[@]} complete checkpoints)"
 
 # (c) Resume the two-node run's checkpoint on ONE node and finish: same as uninterrupted.
 t=$(date +%s.%N)
-run lost -- --checkpoint.every=1 --resume auto || { show_log lost; fail "(c) resume on one node failed"; }
+run lost -- --checkpoint.every=1 --resume auto \
+  || { show_log lost; fail "(c) resume on one node failed"; }
 grep -q "resumed from $WORK/lost/ckpt/step-00000003.h5 at step 3" "$WORK/lost.log" \
   || { show_log lost; fail "(c) did not resume from step 3"; }
 grep -q "node 0/1 (local rank 0/4)" "$WORK/lost.log" || fail "(c) resume did not run on one node"
 # metrics.jsonl is appended to: its last 3 step lines are the resumed run's.
 losses "$WORK/lost/metrics.jsonl" | tail -n 3 >"$WORK/lost.losses"
 awk '$1 > 3' "$WORK/single.losses" | cmp -s - "$WORK/lost.losses" \
-  || { diff <(awk '$1 > 3' "$WORK/single.losses") "$WORK/lost.losses" >&2; fail "(c) losses of steps 4-6 differ"; }
+  || { diff <(awk '$1 > 3' "$WORK/single.losses") "$WORK/lost.losses" >&2
+       fail "(c) losses of steps 4-6 differ"; }
 same_checkpoint "$WORK/single/ckpt/step-00000006.h5" "$WORK/lost/ckpt/step-00000006.h5" \
   || fail "(c) resumed final checkpoint differs from the uninterrupted run"
 say "(c) ok: --resume auto on one node continued from step 3 ($(elapsed "$t") s); steps 4-6 and the"

@@ -24,11 +24,16 @@ say() { printf '[slurm] %s\n' "$*"; }
 fail() { printf '[slurm] FAIL: %s\n' "$*" >&2; exit 1; }
 
 [ -x "$BIN" ] || fail "no shardtune binary at $BIN (build it: ninja -C build shardtune)"
-if [ "$(id -u)" -ne 0 ]; then say "SKIP: the rehearsal cluster's daemons run as root"; exit $SKIP; fi
-if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! command -v munged >/dev/null; then
+if [ "$(id -u)" -ne 0 ]; then
+  say "SKIP: the rehearsal cluster's daemons run as root"
+  exit $SKIP
+fi
+if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null \
+   || ! command -v munged >/dev/null; then
   say "installing slurm-wlm and munge (Debian)"
   if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-         apt-get install -y -qq --no-install-recommends slurm-wlm munge; } >/tmp/slurm-apt.$$.log 2>&1; then
+         apt-get install -y -qq --no-install-recommends slurm-wlm munge; } \
+       >/tmp/slurm-apt.$$.log 2>&1; then
     tail -n 5 /tmp/slurm-apt.$$.log
     rm -f /tmp/slurm-apt.$$.log
     say "SKIP: could not install slurm-wlm and munge"
@@ -36,7 +41,9 @@ if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! comm
   fi
   rm -f /tmp/slurm-apt.$$.log
 fi
-for tool in mpirun h5diff ss; do command -v "$tool" >/dev/null || fail "'$tool' is not installed"; done
+for tool in mpirun h5diff ss; do
+  command -v "$tool" >/dev/null || fail "'$tool' is not installed"
+done
 
 WORK=$(mktemp -d /tmp/shardtune-slurm.XXXXXX)
 chmod 755 "$WORK"  # munged wants its socket's directory searchable by everyone
@@ -138,7 +145,8 @@ wait_for() {
 }
 node_idle() { sinfo --noheader --format=%T 2>/dev/null | grep -qx idle; }
 wait_for 60 "the node to be idle" node_idle
-say "cluster up: slurmctld :$PORT, slurmd :$((PORT + 1)), node st-node ($(sinfo --noheader --format='%c CPUs, %T'))"
+node=$(sinfo --noheader --format='%c CPUs, %T')
+say "cluster up: slurmctld :$PORT, slurmd :$((PORT + 1)), node st-node ($node)"
 
 job_field() { scontrol show job "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n1; }
 job_state() { job_field "$1" JobState; }
@@ -195,7 +203,8 @@ rehearse() {
   shift
   local out="$WORK/$name.out" t0=$SECONDS
   local job
-  job=$(cd "$WORK" && sbatch --parsable --output="$out" --time=20 --export="ALL,$PAUSE" "${opts[@]}" \
+  job=$(cd "$WORK" && sbatch --parsable --output="$out" --time=20 --export="ALL,$PAUSE" \
+          "${opts[@]}" \
           "$ROOT/examples/slurm/$script" "$WORK/tiny.ini" \
           --train.out_dir="$WORK/$name" --checkpoint.dir="$WORK/$name/ckpt" "$@")
   say "$name: submitted examples/slurm/$script as job $job"
@@ -206,18 +215,28 @@ rehearse() {
   say "$name: preempted inside step 3 with '$preempt $job'"
   restarted() { [ "$(job_field "$job" Restarts)" = 1 ] && grep -q "(restart 1)" "$out"; }
   wait_for 180 "$name to be requeued and restarted" restarted
-  done_() { case $(job_state "$job") in COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL) true ;; *) false ;; esac; }
+  done_() {
+    case $(job_state "$job") in
+      COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL) true ;;
+      *) false ;;
+    esac
+  }
   wait_for 180 "$name to finish" done_
   local state
   state=$(job_state "$job")
   [ "$state" = COMPLETED ] || { show_out "$out"; fail "$name: job ended $state"; }
-  grep -q "stopping after step 3" "$out" || { show_out "$out"; fail "$name: the preempted run did not stop after step 3"; }
+  grep -q "stopping after step 3" "$out" \
+    || { show_out "$out"; fail "$name: the preempted run did not stop after step 3"; }
   grep -q "resumed from $WORK/$name/ckpt/step-00000003.h5 at step 3" "$out" \
     || { show_out "$out"; fail "$name: the requeued run did not resume from step 3"; }
   grep -q "step 8/8" "$out" || { show_out "$out"; fail "$name: training did not reach step 8"; }
-  h5diff "$reference/ckpt/step-00000008.h5" "$WORK/$name/ckpt/step-00000008.h5" >"$WORK/h5diff.txt" 2>&1 \
-    || { head -n 20 "$WORK/h5diff.txt" >&2; fail "$name: final checkpoint differs from the uninterrupted run"; }
-  say "$name: job $job COMPLETED after 1 requeue ($((SECONDS - t0)) s): stopped after step 3, resumed"
+  if ! h5diff "$reference/ckpt/step-00000008.h5" "$WORK/$name/ckpt/step-00000008.h5" \
+       >"$WORK/h5diff.txt" 2>&1; then
+    head -n 20 "$WORK/h5diff.txt" >&2
+    fail "$name: final checkpoint differs from the uninterrupted run"
+  fi
+  say "$name: job $job COMPLETED after 1 requeue ($((SECONDS - t0)) s): stopped after step 3," \
+    "resumed"
   say "    from step-00000003.h5, final checkpoint identical to the uninterrupted run (h5diff)"
   grep -E "^(USR1|TERM):|training step exited|^shardtune job" "$out" | sed 's/^/    | /'
 }
@@ -230,11 +249,13 @@ in_background mpirun --allow-run-as-root --bind-to none -np 2 \
   || { show_out "$WORK/ref-tp2.log"; fail "mpirun reference run failed"; }
 in_background srun --mpi=pmix -n 4 \
   "$BIN" train --config "$WORK/tiny.ini" --parallel.tp=2 \
-  --train.out_dir="$WORK/ref-tp2dp2" --checkpoint.dir="$WORK/ref-tp2dp2/ckpt" >"$WORK/ref-tp2dp2.log" 2>&1 \
+  --train.out_dir="$WORK/ref-tp2dp2" --checkpoint.dir="$WORK/ref-tp2dp2/ckpt" \
+  >"$WORK/ref-tp2dp2.log" 2>&1 \
   || { show_out "$WORK/ref-tp2dp2.log"; fail "srun reference run failed"; }
 grep -q "rank 0/4, node 0/1 (local rank 0/4)" "$WORK/ref-tp2dp2.log" \
   || { show_out "$WORK/ref-tp2dp2.log"; fail "srun: ShardTune did not see 4 ranks on one node"; }
-say "references: mpirun -np 2 (TP=2) and srun --mpi=pmix -n 4 (TP=2 x DP=2), 8 steps ($((SECONDS - t)) s)"
+say "references: mpirun -np 2 (TP=2) and srun --mpi=pmix -n 4 (TP=2 x DP=2), 8 steps" \
+  "($((SECONDS - t)) s)"
 
 rehearse single single-node.sbatch "scontrol requeue" "$WORK/ref-tp2" \
   --ntasks-per-node=2 --cpus-per-task=1 -- --parallel.tp=2
@@ -256,7 +277,8 @@ pid=\$!
 while :; do rc=0; wait \$pid || rc=\$?; kill -0 \$pid 2>/dev/null || break; done
 echo "mpirun exited \$rc"
 SCRIPT
-  job=$(cd "$WORK" && sbatch --parsable --output="$WORK/mpirun.out" --ntasks=2 --time=20 "$WORK/mpirun.sbatch")
+  job=$(cd "$WORK" && sbatch --parsable --output="$WORK/mpirun.out" --ntasks=2 --time=20 \
+          "$WORK/mpirun.sbatch")
   two_saved() { [ -e "$WORK/mpirun/ckpt/step-00000002.h5" ]; }
   wait_for 120 "the mpirun job's second checkpoint" two_saved
   scontrol requeue "$job"
@@ -266,5 +288,6 @@ SCRIPT
   say "observed: mpirun under sbatch, 'scontrol requeue' (SIGTERM to the job's processes):"
   grep -E "TERM:|mpirun exited|stopping after|checkpoint saved|noticed|signal|killed" \
     "$WORK/mpirun.out" | tail -n 8 | sed 's/^/    | /'
-  say "    latest checkpoint afterwards: $("$BIN" ckpt inspect "$WORK/mpirun/ckpt" | sed -n 's/^file: //p')"
+  latest=$("$BIN" ckpt inspect "$WORK/mpirun/ckpt" | sed -n 's/^file: //p')
+  say "    latest checkpoint afterwards: $latest"
 fi
