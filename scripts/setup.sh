@@ -17,6 +17,7 @@ PACKAGES=(
   libsentencepiece-dev
   libpcre2-dev
   wordnet-base            # English text for the demo and the real-task tests
+  iproute2                # ip netns for the multi-node rehearsal (tests/cluster.cmake)
 )
 
 missing=()
