@@ -1,0 +1,304 @@
+// BPE merging. Ranks and merged ids come from one open-addressing table keyed by the id pair, so
+// the inner loops touch no strings.
+#include "io/tokenizers/bpe.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <queue>
+
+#include "io/tokenizers/byte_level.h"
+#include "io/tokenizers/text_util.h"
+#include "parallel/errors.h"
+
+namespace shardtune::io::tokenizers {
+
+namespace {
+
+constexpr uint32_t kNoRank = UINT32_MAX;
+
+uint64_t pair_key(int32_t a, int32_t b) {
+  return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
+}
+
+uint64_t mix(uint64_t k) {
+  k ^= k >> 31;
+  k *= 0x9E3779B97F4A7C15ULL;
+  return k ^ (k >> 29);
+}
+
+std::atomic<uint64_t> next_serial{1};
+
+// Per-thread memo of piece -> ids for one model at a time (a thread that switches models starts
+// over). Bounded: cleared when it grows past kMaxEntries or kMaxPool ids.
+struct PieceCache {
+  static constexpr std::size_t kMaxEntries = 1 << 17, kMaxPool = 1 << 21;
+  uint64_t owner = 0;
+  std::unordered_map<std::string, std::pair<uint32_t, uint32_t>> map;
+  std::vector<int32_t> pool;
+  std::string key;
+  void reset(uint64_t serial) {
+    owner = serial;
+    map.clear();
+    pool.clear();
+  }
+};
+
+std::string code_point_name(std::string_view ch) {
+  std::size_t i = 0;
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "U+%04X", static_cast<unsigned>(next_code_point(ch, i)));
+  return buf;
+}
+
+}  // namespace
+
+void BpeModel::MergeTable::build(const std::vector<std::pair<uint64_t, uint64_t>>& entries) {
+  std::size_t cap = 16;
+  while (cap < entries.size() * 2) cap <<= 1;
+  keys.assign(cap, kEmpty);
+  values.assign(cap, 0);
+  mask = cap - 1;
+  for (const auto& [k, v] : entries) {
+    uint64_t slot = mix(k) & mask;
+    while (keys[slot] != kEmpty && keys[slot] != k) slot = (slot + 1) & mask;
+    keys[slot] = k;
+    values[slot] = v;
+  }
+}
+
+bool BpeModel::MergeTable::find(int32_t left, int32_t right, uint32_t& rank, int32_t& merged) const {
+  const uint64_t k = pair_key(left, right);
+  uint64_t slot = mix(k) & mask;
+  while (true) {
+    const uint64_t have = keys[slot];
+    if (have == k) {
+      rank = static_cast<uint32_t>(values[slot] >> 32);
+      merged = static_cast<int32_t>(values[slot] & 0xFFFFFFFFu);
+      return true;
+    }
+    if (have == kEmpty) return false;
+    slot = (slot + 1) & mask;
+  }
+}
+
+BpeModel::BpeModel(std::unordered_map<std::string, int32_t> vocab,
+                   const std::vector<std::pair<std::string, std::string>>& merges, Options options,
+                   const std::string& where)
+    : vocab_(std::move(vocab)), options_(options), serial_(next_serial++) {
+  auto id_of = [&](const std::string& token) -> int32_t {
+    const auto it = vocab_.find(token);
+    return it == vocab_.end() ? -1 : it->second;
+  };
+  // Which merges we have seen, to refuse a repeated pair (Hugging Face would silently keep the
+  // later rank).
+  std::vector<std::pair<uint64_t, uint64_t>> entries;
+  entries.reserve(merges.size());
+  std::unordered_map<uint64_t, std::size_t> seen;
+  seen.reserve(merges.size() * 2);
+  for (std::size_t rank = 0; rank < merges.size(); ++rank) {
+    const auto& [left, right] = merges[rank];
+    const std::string name = where + " merges[" + std::to_string(rank) + "] (\"" + left + "\" \"" + right + "\")";
+    const int32_t a = id_of(left), b = id_of(right);
+    require(a >= 0, name + ": \"" + left + "\" is not in the vocabulary");
+    require(b >= 0, name + ": \"" + right + "\" is not in the vocabulary");
+    const int32_t m = id_of(left + right);
+    require(m >= 0, name + ": the merged token \"" + left + right + "\" is not in the vocabulary");
+    const uint64_t key = pair_key(a, b);
+    const auto [it, fresh] = seen.emplace(key, rank);
+    require(fresh, name + ": repeats merges[" + std::to_string(it->second) + "]");
+    entries.push_back({key, (static_cast<uint64_t>(rank) << 32) | static_cast<uint32_t>(m)});
+  }
+  merges_.build(entries);
+
+  const auto& table = byte_level_table();
+  for (int b = 0; b < 256; ++b) {
+    byte_ids_[b] = -1;
+    fallback_ids_[b] = -1;
+    if (options_.byte_level) {
+      std::string ch;
+      append_utf8(ch, table.byte_to_char[b]);
+      byte_ids_[b] = id_of(ch);
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "%02X", b);
+      require(byte_ids_[b] >= 0, where + ": a byte-level vocabulary must hold a token for every "
+                                 "byte, and byte 0x" + hex + " (\"" + ch + "\") has none");
+    }
+    char name[8];
+    std::snprintf(name, sizeof name, "<0x%02X>", b);
+    fallback_ids_[b] = id_of(name);
+  }
+  for (int c = 0; c < 128; ++c) ascii_ids_[c] = id_of(std::string(1, static_cast<char>(c)));
+}
+
+void BpeModel::initial_symbols(std::string_view piece, std::vector<int32_t>& symbols) const {
+  symbols.clear();
+  if (options_.byte_level) {
+    for (unsigned char c : piece) symbols.push_back(byte_ids_[c]);
+    return;
+  }
+  thread_local std::string ch;
+  bool previous_unk = false;
+  std::size_t i = 0;
+  while (i < piece.size()) {
+    const auto lead = static_cast<unsigned char>(piece[i]);
+    const std::size_t len = std::min(utf8_length(lead), piece.size() - i);
+    int32_t id = -1;
+    if (len == 1 && lead < 0x80) {
+      id = ascii_ids_[lead];
+    } else {
+      ch.assign(piece.substr(i, len));
+      const auto it = vocab_.find(ch);
+      if (it != vocab_.end()) id = it->second;
+    }
+    if (id >= 0) {
+      symbols.push_back(id);
+      previous_unk = false;
+    } else {
+      bool all_bytes = options_.byte_fallback;
+      for (std::size_t k = 0; all_bytes && k < len; ++k) {
+        all_bytes = fallback_ids_[static_cast<unsigned char>(piece[i + k])] >= 0;
+      }
+      if (all_bytes) {
+        for (std::size_t k = 0; k < len; ++k) {
+          symbols.push_back(fallback_ids_[static_cast<unsigned char>(piece[i + k])]);
+        }
+        previous_unk = false;
+      } else if (options_.unk_id >= 0) {
+        if (!(options_.fuse_unk && previous_unk)) symbols.push_back(options_.unk_id);
+        previous_unk = true;
+      } else {
+        throw UserError("the character " + code_point_name(piece.substr(i, len)) +
+                        " has no token in this vocabulary, which has neither byte fallback nor "
+                        "an unknown token");
+      }
+    }
+    i += len;
+  }
+}
+
+void BpeModel::merge_linear(std::vector<int32_t>& sym) const {
+  thread_local std::vector<uint32_t> ranks;
+  thread_local std::vector<int32_t> merged;
+  const std::size_t n = sym.size();
+  ranks.resize(n - 1);
+  merged.resize(n - 1);
+  auto lookup = [&](std::size_t i) {
+    uint32_t r;
+    int32_t m;
+    if (merges_.find(sym[i], sym[i + 1], r, m)) {
+      ranks[i] = r;
+      merged[i] = m;
+    } else {
+      ranks[i] = kNoRank;
+    }
+  };
+  for (std::size_t i = 0; i + 1 < n; ++i) lookup(i);
+  while (sym.size() > 1) {
+    std::size_t best = 0;
+    for (std::size_t i = 1; i < ranks.size(); ++i) {
+      if (ranks[i] < ranks[best]) best = i;
+    }
+    if (ranks[best] == kNoRank) break;
+    sym[best] = merged[best];
+    sym.erase(sym.begin() + static_cast<std::ptrdiff_t>(best) + 1);
+    ranks.erase(ranks.begin() + static_cast<std::ptrdiff_t>(best));
+    merged.erase(merged.begin() + static_cast<std::ptrdiff_t>(best));
+    if (best > 0) lookup(best - 1);
+    if (best + 1 < sym.size()) lookup(best);
+  }
+}
+
+void BpeModel::merge_heap(std::vector<int32_t>& sym) const {
+  // Symbols become a doubly linked list over their original positions; the heap holds candidate
+  // merges ordered by (rank, position), which is the order the linear scan applies them in.
+  const std::size_t n = sym.size();
+  std::vector<int32_t> prev(n), next(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    prev[i] = static_cast<int32_t>(i) - 1;
+    next[i] = i + 1 < n ? static_cast<int32_t>(i + 1) : -1;
+  }
+  using Entry = std::pair<uint32_t, uint32_t>;  // (rank, position)
+  std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap;
+  auto push = [&](int32_t pos) {
+    if (pos < 0 || next[pos] < 0) return;
+    uint32_t r;
+    int32_t m;
+    if (merges_.find(sym[pos], sym[next[pos]], r, m)) heap.push({r, static_cast<uint32_t>(pos)});
+  };
+  for (std::size_t i = 0; i + 1 < n; ++i) push(static_cast<int32_t>(i));
+  while (!heap.empty()) {
+    const auto [rank, upos] = heap.top();
+    heap.pop();
+    const auto pos = static_cast<int32_t>(upos);
+    if (sym[pos] < 0 || next[pos] < 0) continue;  // merged away since it was pushed
+    uint32_t r;
+    int32_t m;
+    if (!merges_.find(sym[pos], sym[next[pos]], r, m) || r != rank) continue;  // stale
+    const int32_t gone = next[pos];
+    sym[pos] = m;
+    sym[gone] = -1;
+    next[pos] = next[gone];
+    if (next[gone] >= 0) prev[next[gone]] = pos;
+    push(prev[pos]);
+    push(pos);
+  }
+  std::size_t w = 0;
+  for (int32_t i = 0; i >= 0; i = next[i]) sym[w++] = sym[i];
+  sym.resize(w);
+}
+
+void BpeModel::encode_piece(std::string_view piece, std::vector<int64_t>& out) const {
+  if (piece.empty()) return;
+  thread_local PieceCache cache;
+  const bool cacheable = piece.size() <= kMaxCachedPieceBytes;
+  if (cacheable) {
+    if (cache.owner != serial_) cache.reset(serial_);
+    cache.key.assign(piece);
+    const auto it = cache.map.find(cache.key);
+    if (it != cache.map.end()) {
+      const int32_t* ids = cache.pool.data() + it->second.first;
+      out.insert(out.end(), ids, ids + it->second.second);
+      return;
+    }
+  }
+
+  thread_local std::vector<int32_t> sym;
+  bool whole = false;
+  if (options_.ignore_merges) {
+    thread_local std::string mapped;
+    std::string_view text = piece;
+    if (options_.byte_level) {
+      mapped.clear();
+      const auto& table = byte_level_table();
+      for (unsigned char c : piece) append_utf8(mapped, table.byte_to_char[c]);
+      text = mapped;
+    }
+    thread_local std::string key;
+    key.assign(text);
+    const auto it = vocab_.find(key);
+    if (it != vocab_.end()) {
+      sym.assign(1, it->second);
+      whole = true;
+    }
+  }
+  if (!whole) {
+    initial_symbols(piece, sym);
+    if (sym.size() > kLinearMergeLimit) {
+      merge_heap(sym);
+    } else if (sym.size() > 1) {
+      merge_linear(sym);
+    }
+  }
+  out.insert(out.end(), sym.begin(), sym.end());
+  if (cacheable) {
+    if (cache.map.size() >= PieceCache::kMaxEntries || cache.pool.size() >= PieceCache::kMaxPool) {
+      cache.reset(serial_);
+    }
+    cache.map.emplace(cache.key, std::make_pair(static_cast<uint32_t>(cache.pool.size()),
+                                                static_cast<uint32_t>(sym.size())));
+    cache.pool.insert(cache.pool.end(), sym.begin(), sym.end());
+  }
+}
+
+}  // namespace shardtune::io::tokenizers
