@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <cstring>
+#include <memory>
 #include <queue>
 
 #include "io/tokenizers/byte_level.h"
@@ -30,18 +32,34 @@ uint64_t mix(uint64_t k) {
 std::atomic<uint64_t> next_serial{1};
 
 // Per-thread memo of piece -> ids for one model at a time (a thread that switches models starts
-// over). Bounded: cleared when it grows past kMaxEntries or kMaxPool ids.
+// over), direct-mapped like a CPU cache: each slot is one 64-byte line holding a piece of up to
+// kKeyBytes bytes and its up to kIds ids, so a lookup is one hash and one memory access, with no
+// pointers to chase and nothing to allocate. A colliding piece simply replaces the slot.
 struct PieceCache {
-  static constexpr std::size_t kMaxEntries = 1 << 17, kMaxPool = 1 << 21;
+  static constexpr std::size_t kKeyBytes = 24, kIds = 6, kSlots = std::size_t{1} << 16;
+  struct alignas(64) Slot {
+    uint64_t hash;  // 0: empty
+    uint8_t key_len, n_ids;
+    char key[kKeyBytes];
+    int32_t ids[kIds];
+  };
+  static_assert(sizeof(Slot) == 64, "one cache line per slot");
   uint64_t owner = 0;
-  std::unordered_map<std::string, std::pair<uint32_t, uint32_t>> map;
-  std::vector<int32_t> pool;
-  std::string key;
+  std::unique_ptr<Slot[]> slots;
+
   void reset(uint64_t serial) {
     owner = serial;
-    map.clear();
-    pool.clear();
+    if (!slots) slots.reset(new Slot[kSlots]);
+    std::memset(static_cast<void*>(slots.get()), 0, sizeof(Slot) * kSlots);
   }
+  static uint64_t hash_of(std::string_view piece) {
+    uint64_t words[3] = {0, 0, 0};
+    std::memcpy(words, piece.data(), piece.size());
+    uint64_t h = piece.size() * 0x9E3779B97F4A7C15ULL;
+    for (uint64_t w : words) h = mix(h ^ w) * 0xBF58476D1CE4E5B9ULL;
+    return h | 1;  // never 0, the empty mark
+  }
+  Slot& slot(uint64_t hash) { return slots[(hash >> 20) & (kSlots - 1)]; }
 };
 
 std::string code_point_name(std::string_view ch) {
@@ -251,14 +269,14 @@ void BpeModel::merge_heap(std::vector<int32_t>& sym) const {
 void BpeModel::encode_piece(std::string_view piece, std::vector<int64_t>& out) const {
   if (piece.empty()) return;
   thread_local PieceCache cache;
-  const bool cacheable = piece.size() <= kMaxCachedPieceBytes;
+  const bool cacheable = piece.size() <= PieceCache::kKeyBytes;
+  uint64_t hash = 0;
   if (cacheable) {
     if (cache.owner != serial_) cache.reset(serial_);
-    cache.key.assign(piece);
-    const auto it = cache.map.find(cache.key);
-    if (it != cache.map.end()) {
-      const int32_t* ids = cache.pool.data() + it->second.first;
-      out.insert(out.end(), ids, ids + it->second.second);
+    hash = PieceCache::hash_of(piece);
+    const PieceCache::Slot& s = cache.slot(hash);
+    if (s.hash == hash && s.key_len == piece.size() && std::memcmp(s.key, piece.data(), piece.size()) == 0) {
+      out.insert(out.end(), s.ids, s.ids + s.n_ids);
       return;
     }
   }
@@ -291,13 +309,13 @@ void BpeModel::encode_piece(std::string_view piece, std::vector<int64_t>& out) c
     }
   }
   out.insert(out.end(), sym.begin(), sym.end());
-  if (cacheable) {
-    if (cache.map.size() >= PieceCache::kMaxEntries || cache.pool.size() >= PieceCache::kMaxPool) {
-      cache.reset(serial_);
-    }
-    cache.map.emplace(cache.key, std::make_pair(static_cast<uint32_t>(cache.pool.size()),
-                                                static_cast<uint32_t>(sym.size())));
-    cache.pool.insert(cache.pool.end(), sym.begin(), sym.end());
+  if (cacheable && sym.size() <= PieceCache::kIds) {
+    PieceCache::Slot& s = cache.slot(hash);
+    s.hash = hash;
+    s.key_len = static_cast<uint8_t>(piece.size());
+    std::memcpy(s.key, piece.data(), piece.size());
+    s.n_ids = static_cast<uint8_t>(sym.size());
+    std::copy(sym.begin(), sym.end(), s.ids);
   }
 }
 

@@ -8,7 +8,7 @@
 //
 // Merging uses a hash map from id pairs to (rank, merged id); pieces up to kLinearMergeLimit
 // symbols use an array scan, longer ones a heap (O(n log n), so a megabyte-long word cannot
-// stall). Results of pieces up to kMaxCachedPieceBytes are cached per thread.
+// stall). Short pieces (most words) are cached per thread in a direct-mapped table.
 #pragma once
 
 #include <cstdint>
@@ -30,7 +30,6 @@ class BpeModel {
     int32_t unk_id = -1;         // -1: none
   };
   static constexpr std::size_t kLinearMergeLimit = 64;
-  static constexpr std::size_t kMaxCachedPieceBytes = 128;
 
   // `vocab` maps token text to id; `merges` are (left, right) token texts by rank. `where` names
   // the source in errors. Throws UserError if a merge names a token not in the vocabulary or
