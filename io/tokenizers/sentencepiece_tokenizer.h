@@ -1,5 +1,9 @@
 // SentencePiece models (tokenizer.model: Llama 2, Mistral, T5, ALBERT, ...) through
-// libsentencepiece. The model's own BOS/EOS/pad/unk ids are used unless set_roles names others
+// libsentencepiece, which is reached only through libshardtune_sentencepiece.so, loaded with
+// dlopen on first use (sentencepiece_shim.h says why: Debian's libsentencepiece and LibTorch's
+// libprotobuf cannot share one link). The library is looked for at
+// $SHARDTUNE_SENTENCEPIECE_LIBRARY, where the build put it, and beside the executable (and in
+// ../lib from it). The model's own BOS/EOS/pad/unk ids are used unless set_roles names others
 // (a model folder's tokenizer_config.json).
 #pragma once
 
@@ -11,9 +15,7 @@
 
 #include "io/tokenizers/text_tokenizer.h"
 
-namespace sentencepiece {
-class SentencePieceProcessor;
-}
+struct stsp_model;
 
 namespace shardtune::io::tokenizers {
 
@@ -49,11 +51,17 @@ class SentencePieceTokenizer final : public TextTokenizer {
   std::vector<AddedToken> added_tokens() const override;
   std::string kind() const override { return "sentencepiece"; }
 
+  // The functions of libshardtune_sentencepiece.so (defined in the .cpp).
+  struct Api;
+
  private:
   SentencePieceTokenizer();
   void encode_plain(std::string_view text, std::vector<int64_t>& out) const;
 
-  std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
+  const Api* api_ = nullptr;
+  stsp_model* model_ = nullptr;
+  int piece_size_ = 0;
+  std::vector<int> piece_type_;  // bit 0 control, bit 1 unknown
   std::string source_;
   uint64_t content_hash_ = 0;
   std::vector<std::pair<std::string, int64_t>> special_pieces_;  // longest first
