@@ -9,6 +9,8 @@
 #include <fstream>
 #include <random>
 
+#include <unistd.h>
+
 #include "io/tokenizers/byte_level.h"
 #include "io/tokenizers/hf_tokenizer.h"
 #include "io/tokenizers/loader.h"
