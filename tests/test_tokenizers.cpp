@@ -344,7 +344,7 @@ TEST(Tokenizers, NormalizersNfcAndFriends) {
 
 TEST(Tokenizers, InvalidUtf8IsAnError) {
   const auto t = make(byte_level({}));
-  for (const std::string bad : {std::string("ab\xC3"), std::string("ab\xC3\x28"), std::string("\xED\xA0\x80"),
+  for (const std::string& bad : {std::string("ab\xC3"), std::string("ab\xC3\x28"), std::string("\xED\xA0\x80"),
                                 std::string("\xF4\x90\x80\x80"), std::string("\xC0\xAF"), std::string("\xFF")}) {
     try {
       t->encode(bad);

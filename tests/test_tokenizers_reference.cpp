@@ -273,5 +273,32 @@ TEST_F(ReferenceTokenizers, ConcurrentEncodingMatchesSequential) {
   EXPECT_EQ(bad, (std::vector<int>{0, 0, 0, 0}));
 }
 
+TEST_F(ReferenceTokenizers, InterleavedTokenizersKeepTheirOwnCaches) {
+  // Five BPE models used in turn on one thread: more than the per-thread caches it keeps, so
+  // caches are evicted and reused while texts repeat.
+  struct Entry {
+    std::unique_ptr<TextTokenizer> tok;
+    std::string name;
+    bool special;
+  };
+  std::vector<Entry> entries;
+  entries.push_back({load_tokenizer(assets("gpt2")), "gpt2", false});
+  entries.push_back({load_tokenizer(assets("llama3")), "llama3", true});
+  entries.push_back({load_tokenizer(assets("qwen3")), "qwen3", true});
+  entries.push_back({load_tokenizer(assets("llama2")), "llama2", true});
+  entries.push_back({load_tokenizer(assets("gpt2")), "gpt2", false});
+  const auto& texts = (*expected_)["texts"];
+  std::size_t wrong = 0;
+  for (int rep = 0; rep < 2; ++rep) {
+    for (std::size_t i = 0; i < texts.size(); ++i) {
+      for (const auto& e : entries) {
+        const auto want = (*expected_)["ids"][e.name][i].get<std::vector<int64_t>>();
+        if (e.tok->encode(texts[i].get<std::string>(), EncodeOptions{e.special}) != want) ++wrong;
+      }
+    }
+  }
+  EXPECT_EQ(wrong, 0u);
+}
+
 }  // namespace
 }  // namespace shardtune::io::tokenizers

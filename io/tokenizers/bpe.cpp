@@ -31,8 +31,8 @@ uint64_t mix(uint64_t k) {
 
 std::atomic<uint64_t> next_serial{1};
 
-// Per-thread memo of piece -> ids for one model at a time (a thread that switches models starts
-// over), direct-mapped like a CPU cache: each slot is one 64-byte line holding a piece of up to
+// Per-thread memo of piece -> ids for one model (a thread keeps one per model for the last
+// kCachesPerThread models it used), direct-mapped like a CPU cache: each slot is one 64-byte line holding a piece of up to
 // kKeyBytes bytes and its up to kIds ids, so a lookup is one hash and one memory access, with no
 // pointers to chase and nothing to allocate. A colliding piece simply replaces the slot.
 struct PieceCache {
@@ -61,6 +61,26 @@ struct PieceCache {
   }
   Slot& slot(uint64_t hash) { return slots[(hash >> 20) & (kSlots - 1)]; }
 };
+
+constexpr std::size_t kCachesPerThread = 4;
+
+// This thread's cache for the model with `serial`, reusing the least recently used one.
+PieceCache& cache_for(uint64_t serial) {
+  thread_local PieceCache caches[kCachesPerThread];
+  thread_local uint64_t last_use[kCachesPerThread] = {};
+  thread_local uint64_t clock = 0;
+  std::size_t pick = 0;
+  for (std::size_t i = 0; i < kCachesPerThread; ++i) {
+    if (caches[i].owner == serial) {
+      pick = i;
+      break;
+    }
+    if (last_use[i] < last_use[pick]) pick = i;
+  }
+  if (caches[pick].owner != serial) caches[pick].reset(serial);
+  last_use[pick] = ++clock;
+  return caches[pick];
+}
 
 std::string code_point_name(std::string_view ch) {
   std::size_t i = 0;
@@ -268,13 +288,12 @@ void BpeModel::merge_heap(std::vector<int32_t>& sym) const {
 
 void BpeModel::encode_piece(std::string_view piece, std::vector<int64_t>& out) const {
   if (piece.empty()) return;
-  thread_local PieceCache cache;
   const bool cacheable = piece.size() <= PieceCache::kKeyBytes;
+  PieceCache* cache = cacheable ? &cache_for(serial_) : nullptr;
   uint64_t hash = 0;
   if (cacheable) {
-    if (cache.owner != serial_) cache.reset(serial_);
     hash = PieceCache::hash_of(piece);
-    const PieceCache::Slot& s = cache.slot(hash);
+    const PieceCache::Slot& s = cache->slot(hash);
     if (s.hash == hash && s.key_len == piece.size() && std::memcmp(s.key, piece.data(), piece.size()) == 0) {
       out.insert(out.end(), s.ids, s.ids + s.n_ids);
       return;
@@ -310,7 +329,7 @@ void BpeModel::encode_piece(std::string_view piece, std::vector<int64_t>& out) c
   }
   out.insert(out.end(), sym.begin(), sym.end());
   if (cacheable && sym.size() <= PieceCache::kIds) {
-    PieceCache::Slot& s = cache.slot(hash);
+    PieceCache::Slot& s = cache->slot(hash);
     s.hash = hash;
     s.key_len = static_cast<uint8_t>(piece.size());
     std::memcpy(s.key, piece.data(), piece.size());
