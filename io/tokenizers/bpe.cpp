@@ -136,15 +136,19 @@ BpeModel::BpeModel(std::unordered_map<std::string, int32_t> vocab,
   seen.reserve(merges.size() * 2);
   for (std::size_t rank = 0; rank < merges.size(); ++rank) {
     const auto& [left, right] = merges[rank];
-    const std::string name = where + " merges[" + std::to_string(rank) + "] (\"" + left + "\" \"" + right + "\")";
+    // The name is built only for an error: a vocabulary has hundreds of thousands of merges.
+    auto fail = [&](const std::string& what) {
+      throw UserError(where + " merges[" + std::to_string(rank) + "] (\"" + left + "\" \"" + right +
+                      "\"): " + what);
+    };
     const int32_t a = id_of(left), b = id_of(right);
-    require(a >= 0, name + ": \"" + left + "\" is not in the vocabulary");
-    require(b >= 0, name + ": \"" + right + "\" is not in the vocabulary");
+    if (a < 0) fail("\"" + left + "\" is not in the vocabulary");
+    if (b < 0) fail("\"" + right + "\" is not in the vocabulary");
     const int32_t m = id_of(left + right);
-    require(m >= 0, name + ": the merged token \"" + left + right + "\" is not in the vocabulary");
+    if (m < 0) fail("the merged token \"" + left + right + "\" is not in the vocabulary");
     const uint64_t key = pair_key(a, b);
     const auto [it, fresh] = seen.emplace(key, rank);
-    require(fresh, name + ": repeats merges[" + std::to_string(it->second) + "]");
+    if (!fresh) fail("repeats merges[" + std::to_string(it->second) + "]");
     entries.push_back({key, (static_cast<uint64_t>(rank) << 32) | static_cast<uint32_t>(m)});
   }
   merges_.build(entries);

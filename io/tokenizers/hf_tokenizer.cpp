@@ -48,8 +48,12 @@ std::unordered_map<std::string, int32_t> parse_vocab(const JsonField& f) {
   std::unordered_map<int32_t, const std::string*> by_id;
   by_id.reserve(obj.size());
   for (const auto& [token, value] : obj) {
-    const JsonField entry{value, f.where + "[\"" + token + "\"]"};
-    const auto id = static_cast<int32_t>(entry.integer(0, kMaxVocab - 1));
+    // Checked inline; the field name is built only for an error.
+    if (!(value.is_number_integer() || value.is_number_unsigned()) || value.get<int64_t>() < 0 ||
+        value.get<int64_t>() >= kMaxVocab || (value.is_number_unsigned() && value.get<uint64_t>() > INT64_MAX)) {
+      JsonField{value, f.where + "[\"" + token + "\"]"}.integer(0, kMaxVocab - 1);
+    }
+    const auto id = static_cast<int32_t>(value.get<int64_t>());
     const auto [it, fresh] = by_id.emplace(id, &token);
     if (!fresh) {
       f.fail("gives id " + std::to_string(id) + " to both \"" + *it->second + "\" and \"" + token + "\"");
@@ -150,12 +154,27 @@ std::unique_ptr<HfBpeTokenizer> HfBpeTokenizer::parse_tokenizer_json(std::string
   std::vector<std::pair<std::string, std::string>> merges;
   merges.reserve(merges_array.size());
   for (std::size_t i = 0; i < merges_array.size(); ++i) {
+    const nlohmann::json& v = merges_array[i];
+    if (v.is_string()) {
+      const auto& line = v.get_ref<const std::string&>();
+      const std::size_t space = line.find(' ');
+      if (space != std::string::npos && space > 0 && space + 1 < line.size() &&
+          line.find(' ', space + 1) == std::string::npos) {
+        merges.emplace_back(line.substr(0, space), line.substr(space + 1));
+        continue;
+      }
+    } else if (v.is_array() && v.size() == 2 && v[0].is_string() && v[1].is_string()) {
+      merges.emplace_back(v[0].get<std::string>(), v[1].get<std::string>());
+      continue;
+    }
+    // Not well formed: the slow path names the field in its error.
     const JsonField m = merges_field.at(i);
     if (m.value.is_string()) {
-      merges.push_back(split_merge_line(m.string(), m.where));
+      split_merge_line(m.string(), m.where);
     } else {
       m.expect_kind(m.value.is_array() && m.value.size() == 2, "a \"left right\" string or a pair");
-      merges.emplace_back(m.at(std::size_t{0}).string(), m.at(1).string());
+      m.at(std::size_t{0}).string();
+      m.at(1).string();
     }
   }
 
