@@ -135,7 +135,9 @@ BpeModel::BpeModel(std::unordered_map<std::string, int32_t> vocab,
   std::unordered_map<uint64_t, std::size_t> seen;
   seen.reserve(merges.size() * 2);
   for (std::size_t rank = 0; rank < merges.size(); ++rank) {
-    const auto& [left, right] = merges[rank];
+    // (Named references, not a structured binding: C++17 lambdas cannot capture those.)
+    const std::string& left = merges[rank].first;
+    const std::string& right = merges[rank].second;
     // The name is built only for an error: a vocabulary has hundreds of thousands of merges.
     auto fail = [&](const std::string& what) {
       throw UserError(where + " merges[" + std::to_string(rank) + "] (\"" + left + "\" \"" + right +
