@@ -14,6 +14,7 @@
 #include "core/generate.h"
 #include "io/checkpoint.h"
 #include "launch/bootstrap.h"
+#include "launch/cmd_tokenize.h"
 #include "launch/export.h"
 #include "launch/signals.h"
 #include "launch/trainer.h"
@@ -35,6 +36,7 @@ constexpr const char* kUsage =
     "  export    merge a run's strategy into the base weights and write the plain model to\n"
     "            <[train] out_dir>/export ([checkpoint] init_from=the run's checkpoint)\n"
     "  ckpt inspect FILE|DIR   show a checkpoint's step, layout, strategy and tensors\n"
+    "  tokenize  --tokenizer PATH --text STRING | --decode \"ID ...\" | --info\n"
     "Launch with mpirun -np N (or srun) for several ranks.\n";
 
 void init_logging(int rank) {
@@ -148,6 +150,7 @@ int run_cli(int argc, char** argv) {
   }
   const std::string command = argv[1];
   std::vector<std::string> args(argv + 2, argv + argc);
+  if (command == "tokenize") return run_tokenize(args);
   if (command == "ckpt") {
     try {
       return cmd_ckpt(args);
