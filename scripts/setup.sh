@@ -17,6 +17,7 @@ PACKAGES=(
   libsentencepiece-dev
   libpcre2-dev
   wordnet-base            # English text for the demo and the real-task tests
+  python3-torch           # tests/reference/hf_reference.py: the independent HF-semantics reference
 )
 
 missing=()
