@@ -103,7 +103,8 @@ double run_dd(const std::vector<std::string>& files) {
 int main(int argc, char** argv) {
   launch::MpiRuntime mpi(&argc, &argv);
   if (argc < 2) {
-    if (mpi.rank() == 0) std::fprintf(stderr, "usage: bench_hf_load DIR [--reps R] [--dtype D] ...\n");
+    if (mpi.rank() == 0)
+      std::fprintf(stderr, "usage: bench_hf_load DIR [--reps R] [--dtype D] ...\n");
     return 2;
   }
   const std::string dir = argv[1];
@@ -152,10 +153,12 @@ int main(int argc, char** argv) {
     auto folder = io::safetensors::Folder::open(dir);
     auto params = model->named_parameters();
     for (const auto& [name, spec] : core::parameter_specs(*model)) {
-      const std::string key = folder.find(name) ? name : name.substr(name.find('.') + 1);  // GPT-2 hub
+      const std::string key =
+          folder.find(name) ? name : name.substr(name.find('.') + 1);  // GPT-2 hub
       const auto* info = folder.find(key);
       auto full = torch::empty(info->shape);
-      folder.file_of(key)->read(*info, io::safetensors::Dtype::kF32, full.data_ptr(), full.nbytes());
+      folder.file_of(key)->read(*info, io::safetensors::Dtype::kF32, full.data_ptr(),
+                                full.nbytes());
       if (io::is_conv1d_weight(hf.config, name)) full = full.t();
       if (!torch::equal(core::real_part(params[name].detach(), spec), core::slice_of(full, spec))) {
         std::fprintf(stderr, "bench_hf_load: %s differs from a full read\n", name.c_str());
@@ -200,14 +203,15 @@ int main(int argc, char** argv) {
   }
   if (root) {
     const double c = median(cold), dc = median(dd_cold), w = median(warm), dw = median(dd_warm);
-    std::printf("{\"np\": %d, \"reps\": %d, \"files\": %zu, \"folder_bytes\": %llu, "
-                "\"rank0_bytes_read\": %llu, \"dtype\": \"%s\", "
-                "\"cold_s\": %.3f, \"cold_MBps\": %.1f, \"dd_cold_s\": %.3f, \"cold_vs_dd\": %.2f, "
-                "\"cold_vs_dd_paired_median\": %.2f, \"warm_s\": %.3f, \"warm_MBps\": %.1f, "
-                "\"dd_warm_s\": %.3f, \"warm_vs_dd\": %.2f, \"warm_vs_dd_paired_median\": %.2f}\n",
-                mpi.world_size(), reps, files.size(), static_cast<unsigned long long>(bytes),
-                static_cast<unsigned long long>(rank_bytes), hf.dtype.c_str(), c, bytes / c / 1e6,
-                dc, dc / c, median(cold_ratio), w, bytes / w / 1e6, dw, dw / w, median(warm_ratio));
+    std::printf(
+        "{\"np\": %d, \"reps\": %d, \"files\": %zu, \"folder_bytes\": %llu, "
+        "\"rank0_bytes_read\": %llu, \"dtype\": \"%s\", "
+        "\"cold_s\": %.3f, \"cold_MBps\": %.1f, \"dd_cold_s\": %.3f, \"cold_vs_dd\": %.2f, "
+        "\"cold_vs_dd_paired_median\": %.2f, \"warm_s\": %.3f, \"warm_MBps\": %.1f, "
+        "\"dd_warm_s\": %.3f, \"warm_vs_dd\": %.2f, \"warm_vs_dd_paired_median\": %.2f}\n",
+        mpi.world_size(), reps, files.size(), static_cast<unsigned long long>(bytes),
+        static_cast<unsigned long long>(rank_bytes), hf.dtype.c_str(), c, bytes / c / 1e6, dc,
+        dc / c, median(cold_ratio), w, bytes / w / 1e6, dw, dw / w, median(warm_ratio));
   }
   return 0;
 }

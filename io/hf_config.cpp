@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -32,7 +32,8 @@ constexpr int64_t kMaxDim = int64_t{1} << 31;  // keeps products of two dims ins
 
 std::string printable(const std::string& s, size_t max = 80) {
   std::string out;
-  for (unsigned char c : s.substr(0, max)) out += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
+  for (unsigned char c : s.substr(0, max))
+    out += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
   if (s.size() > max) out += "...";
   return out;
 }
@@ -100,8 +101,8 @@ json parse_strict(const std::string& text, const std::string& source) {
   auto callback = [&](int, json::parse_event_t event, json& parsed) {
     if (event == json::parse_event_t::object_start) keys.emplace_back();
     if (event == json::parse_event_t::object_end) keys.pop_back();
-    if (event == json::parse_event_t::key && !keys.back().insert(parsed.get<std::string>()).second &&
-        duplicate.empty()) {
+    if (event == json::parse_event_t::key &&
+        !keys.back().insert(parsed.get<std::string>()).second && duplicate.empty()) {
       duplicate = parsed.get<std::string>();
     }
     return true;
@@ -112,7 +113,8 @@ json parse_strict(const std::string& text, const std::string& source) {
   } catch (const json::exception& e) {
     throw UserError(source + ": not valid JSON: " + printable(e.what(), 200));
   }
-  if (!duplicate.empty()) throw UserError(source + ": key '" + printable(duplicate) + "' appears twice");
+  if (!duplicate.empty())
+    throw UserError(source + ": key '" + printable(duplicate) + "' appears twice");
   if (!j.is_object()) throw UserError(source + ": not a JSON object");
   return j;
 }
@@ -128,14 +130,16 @@ double read_rope_theta(const Fields& f) {
     std::string type = "default";
     for (const char* type_key : {"rope_type", "type"}) {
       if (r.contains(type_key)) {
-        if (!r.at(type_key).is_string()) f.fail(std::string(key) + "." + type_key, "must be a string");
+        if (!r.at(type_key).is_string())
+          f.fail(std::string(key) + "." + type_key, "must be a string");
         type = r.at(type_key).get<std::string>();
       }
     }
     if (type != "default") {
-      f.fail(std::string(key), "asks for '" + printable(type) +
-                                   "' RoPE scaling, which ShardTune does not implement (plain "
-                                   "RoPE only); a scaled model would silently compute something else");
+      f.fail(std::string(key),
+             "asks for '" + printable(type) +
+                 "' RoPE scaling, which ShardTune does not implement (plain "
+                 "RoPE only); a scaled model would silently compute something else");
     }
     for (const auto& [k, v] : r.items()) {
       if (k == "rope_type" || k == "type") continue;
@@ -164,11 +168,12 @@ void read_llama_family(const Fields& f, const std::string& type, core::ModelConf
   // Defaults of LlamaConfig / Qwen2Config / MistralConfig when a key is absent; explicit null
   // means "as many as attention heads" for all three.
   const int64_t kv_default = type == "mistral" ? 8 : c.num_heads;
-  c.num_kv_heads = f.is_null("num_key_value_heads") ? c.num_heads
-                                                    : f.dim_or("num_key_value_heads", kv_default);
+  c.num_kv_heads =
+      f.is_null("num_key_value_heads") ? c.num_heads : f.dim_or("num_key_value_heads", kv_default);
   if (c.num_kv_heads > c.num_heads || c.num_heads % c.num_kv_heads != 0) {
-    f.fail("num_key_value_heads", "=" + std::to_string(c.num_kv_heads) +
-                                      " must divide num_attention_heads=" + std::to_string(c.num_heads));
+    f.fail("num_key_value_heads",
+           "=" + std::to_string(c.num_kv_heads) +
+               " must divide num_attention_heads=" + std::to_string(c.num_heads));
   }
   const int64_t max_pos_default = type == "mistral" ? 4096 * 32 : type == "qwen2" ? 32768 : 2048;
   c.max_position_embeddings = f.dim_or("max_position_embeddings", max_pos_default);
@@ -177,15 +182,17 @@ void read_llama_family(const Fields& f, const std::string& type, core::ModelConf
   c.tie_word_embeddings = f.flag_or("tie_word_embeddings", false);
   c.attention_bias = type == "qwen2";  // Qwen2's q/k/v always carry biases; o_proj never does
 
-  if (f.given("head_dim") && f.dim_value("head_dim", f.at("head_dim")) * c.num_heads != c.hidden_size) {
-    f.fail("head_dim", "=" + dumped(f.at("head_dim")) + " differs from hidden_size / num_attention_heads = " +
+  if (f.given("head_dim") &&
+      f.dim_value("head_dim", f.at("head_dim")) * c.num_heads != c.hidden_size) {
+    f.fail("head_dim", "=" + dumped(f.at("head_dim")) +
+                           " differs from hidden_size / num_attention_heads = " +
                            std::to_string(c.hidden_size / c.num_heads) +
                            " (ShardTune's attention uses hidden_size / heads)");
   }
-  if (f.given("partial_rotary_factor") &&
-      !(f.at("partial_rotary_factor").is_number() && f.at("partial_rotary_factor").get<double>() == 1.0)) {
-    f.fail("partial_rotary_factor", "must be 1 (RoPE on the whole head), got " +
-                                        dumped(f.at("partial_rotary_factor")));
+  if (f.given("partial_rotary_factor") && !(f.at("partial_rotary_factor").is_number() &&
+                                            f.at("partial_rotary_factor").get<double>() == 1.0)) {
+    f.fail("partial_rotary_factor",
+           "must be 1 (RoPE on the whole head), got " + dumped(f.at("partial_rotary_factor")));
   }
   const std::string act = f.string_or("hidden_act", "silu");
   if (act != "silu" && act != "swish") {
@@ -193,8 +200,9 @@ void read_llama_family(const Fields& f, const std::string& type, core::ModelConf
   }
   // Only LlamaConfig honours these two; Qwen2's and Mistral's modeling code ignores them.
   if (type == "llama" && f.flag_or("attention_bias", false)) {
-    f.fail("attention_bias", "=true is not supported (biases on q/k/v and o_proj; ShardTune's "
-                             "llama family has q/k/v biases only, as Qwen2)");
+    f.fail("attention_bias",
+           "=true is not supported (biases on q/k/v and o_proj; ShardTune's "
+           "llama family has q/k/v biases only, as Qwen2)");
   }
   if (type == "llama" && f.flag_or("mlp_bias", false)) {
     f.fail("mlp_bias", "=true is not supported (MLP without biases)");
@@ -209,7 +217,8 @@ void read_llama_family(const Fields& f, const std::string& type, core::ModelConf
   if (type == "mistral") {
     const int64_t w = f.has("sliding_window") ? window_of() : 4096;  // MistralConfig's default
     if (w > 0 && w < c.max_position_embeddings) {
-      f.fail("sliding_window", "=" + std::to_string(w) + " is shorter than max_position_embeddings=" +
+      f.fail("sliding_window", "=" + std::to_string(w) +
+                                   " is shorter than max_position_embeddings=" +
                                    std::to_string(c.max_position_embeddings) +
                                    ": sliding-window attention is not implemented (set "
                                    "max_position_embeddings <= sliding_window in a copy of "
@@ -220,11 +229,11 @@ void read_llama_family(const Fields& f, const std::string& type, core::ModelConf
     const int64_t w = f.has("sliding_window") ? window_of() : 4096;
     const int64_t first = f.dim_or("max_window_layers", 28);
     if (w > 0 && w < c.max_position_embeddings && first < c.num_layers) {
-      f.fail("use_sliding_window", "=true with sliding_window=" + std::to_string(w) +
-                                       " < max_position_embeddings=" +
-                                       std::to_string(c.max_position_embeddings) + " on layers " +
-                                       std::to_string(first) + ".." + std::to_string(c.num_layers - 1) +
-                                       ": sliding-window attention is not implemented");
+      f.fail("use_sliding_window",
+             "=true with sliding_window=" + std::to_string(w) +
+                 " < max_position_embeddings=" + std::to_string(c.max_position_embeddings) +
+                 " on layers " + std::to_string(first) + ".." + std::to_string(c.num_layers - 1) +
+                 ": sliding-window attention is not implemented");
     }
   }
   if (f.given("layer_types")) {
@@ -262,7 +271,8 @@ void read_gpt2(const Fields& f, core::ModelConfig& c) {
   if (f.flag_or("scale_attn_by_inverse_layer_idx", false)) {
     f.fail("scale_attn_by_inverse_layer_idx", "=true is not supported");
   }
-  if (f.flag_or("add_cross_attention", false)) f.fail("add_cross_attention", "=true is not supported");
+  if (f.flag_or("add_cross_attention", false))
+    f.fail("add_cross_attention", "=true is not supported");
   if (!f.flag_or("tie_word_embeddings", true)) {
     f.fail("tie_word_embeddings", "=false is not supported for GPT-2 (the LM head is wte)");
   }
@@ -294,10 +304,11 @@ HfModelConfig parse_hf_config(const std::string& text, const std::string& source
     }
   }
   if (!match) {
-    std::string what = !arch.empty() && !type.empty()
-                           ? "architectures ['" + printable(arch) + "'] with model_type '" + printable(type) + "'"
-                       : !arch.empty() ? "architectures ['" + printable(arch) + "']"
-                                       : "model_type '" + printable(type) + "'";
+    std::string what =
+        !arch.empty() && !type.empty()
+            ? "architectures ['" + printable(arch) + "'] with model_type '" + printable(type) + "'"
+        : !arch.empty() ? "architectures ['" + printable(arch) + "']"
+                        : "model_type '" + printable(type) + "'";
     throw UserError(source + ": " + what +
                     " is not supported (supported: LlamaForCausalLM/llama, Qwen2ForCausalLM/qwen2, "
                     "MistralForCausalLM/mistral, GPT2LMHeadModel/gpt2)");
@@ -432,7 +443,8 @@ std::vector<std::string> hf_parameter_names(const core::ModelConfig& c) {
     names = {"transformer.wte.weight", "transformer.wpe.weight", "transformer.ln_f.weight",
              "transformer.ln_f.bias"};
     for (int64_t i = 0; i < c.num_layers; ++i) {
-      for (const char* m : {"ln_1", "attn.c_attn", "attn.c_proj", "ln_2", "mlp.c_fc", "mlp.c_proj"}) {
+      for (const char* m :
+           {"ln_1", "attn.c_attn", "attn.c_proj", "ln_2", "mlp.c_fc", "mlp.c_proj"}) {
         names.push_back(layer("transformer.h.", i, m) + ".weight");
         names.push_back(layer("transformer.h.", i, m) + ".bias");
       }
@@ -457,10 +469,11 @@ std::vector<std::string> hf_parameter_names(const core::ModelConfig& c) {
 
 bool is_conv1d_weight(const core::ModelConfig& c, const std::string& name) {
   if (c.family != "gpt2") return false;
-  for (const char* suffix : {".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight",
-                             ".mlp.c_proj.weight"}) {
+  for (const char* suffix :
+       {".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight", ".mlp.c_proj.weight"}) {
     const std::string s(suffix);
-    if (name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0) return true;
+    if (name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0)
+      return true;
   }
   return false;
 }

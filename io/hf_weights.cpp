@@ -33,7 +33,8 @@ bool matches_layer_pattern(const std::string& name, const std::string& prefix,
                            const std::string& suffix) {
   if (!starts_with(name, prefix) || name.size() <= prefix.size() + suffix.size()) return false;
   if (name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) return false;
-  const std::string digits = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
+  const std::string digits =
+      name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
   return !digits.empty() && std::all_of(digits.begin(), digits.end(),
                                         [](unsigned char c) { return std::isdigit(c) != 0; });
 }
@@ -111,7 +112,8 @@ torch::ScalarType scalar_type_of(st::Dtype dtype) {
     case st::Dtype::kBF16: return torch::kBFloat16;
     case st::Dtype::kF16: return torch::kHalf;
     case st::Dtype::kF64: return torch::kDouble;
-    default: throw std::invalid_argument(std::string("no torch dtype for ") + st::dtype_name(dtype));
+    default:
+      throw std::invalid_argument(std::string("no torch dtype for ") + st::dtype_name(dtype));
   }
 }
 
@@ -138,8 +140,9 @@ HfLoadReport load_hf_weights(core::CausalLMImpl& model, const st::Folder& folder
   std::set<std::string> names;
   for (const auto& [name, spec] : specs) names.insert(name);
   if (names != std::set<std::string>(expected.begin(), expected.end())) {
-    throw std::logic_error("load_hf_weights: the model's parameters are not the HF set of its "
-                           "config (call it before Strategy::apply)");
+    throw std::logic_error(
+        "load_hf_weights: the model's parameters are not the HF set of its "
+        "config (call it before Strategy::apply)");
   }
 
   HfLoadReport report;
@@ -147,7 +150,8 @@ HfLoadReport load_hf_weights(core::CausalLMImpl& model, const st::Folder& folder
   for (const auto& [name, spec] : specs) {
     // GPT-2 hub files drop the "transformer." prefix; save_pretrained keeps it.
     std::vector<std::string> keys{name};
-    if (config.family == "gpt2" && starts_with(name, "transformer.")) keys.push_back(name.substr(12));
+    if (config.family == "gpt2" && starts_with(name, "transformer."))
+      keys.push_back(name.substr(12));
     std::string key;
     for (const auto& k : keys) {
       if (!folder.find(k)) continue;
@@ -193,8 +197,9 @@ HfLoadReport load_hf_weights(core::CausalLMImpl& model, const st::Folder& folder
     if (name == "lm_head.weight" && config.ties_embeddings()) {
       // A tied model's head is its embedding; a stored copy must not say otherwise.
       const std::string emb = embedding_name(config);
-      const auto& spec = std::find_if(specs.begin(), specs.end(),
-                                      [&](const auto& p) { return p.first == emb; })->second;
+      const auto& spec = std::find_if(specs.begin(), specs.end(), [&](const auto& p) {
+                           return p.first == emb;
+                         })->second;
       const st::File& file = *folder.file_of(name);
       const st::TensorInfo& info = *file.find(name);
       const std::string where = file.path() + ": tensor 'lm_head.weight'";
@@ -214,9 +219,8 @@ HfLoadReport load_hf_weights(core::CausalLMImpl& model, const st::Folder& folder
     unexpected.push_back(name);
   }
   if (!unexpected.empty()) {
-    std::string more = unexpected.size() > 1
-                           ? " and " + std::to_string(unexpected.size() - 1) + " more"
-                           : "";
+    std::string more =
+        unexpected.size() > 1 ? " and " + std::to_string(unexpected.size() - 1) + " more" : "";
     throw UserError(dir + ": unexpected tensor '" + unexpected[0] + "'" + more +
                     " (not a parameter of the model config.json describes)");
   }
@@ -233,11 +237,16 @@ std::shared_ptr<core::CausalLMImpl> load_hf_model(const std::string& dir, parall
 }
 
 const std::vector<std::string>& hf_tokenizer_files() {
-  static const std::vector<std::string> files{
-      "tokenizer.json",    "tokenizer_config.json", "special_tokens_map.json",
-      "tokenizer.model",   "vocab.json",            "merges.txt",
-      "added_tokens.json", "chat_template.jinja",   "chat_template.json",
-      "generation_config.json"};
+  static const std::vector<std::string> files{"tokenizer.json",
+                                              "tokenizer_config.json",
+                                              "special_tokens_map.json",
+                                              "tokenizer.model",
+                                              "vocab.json",
+                                              "merges.txt",
+                                              "added_tokens.json",
+                                              "chat_template.jinja",
+                                              "chat_template.json",
+                                              "generation_config.json"};
   return files;
 }
 
@@ -289,7 +298,8 @@ std::vector<std::string> export_hf(core::CausalLMImpl& model, const std::string&
                         hf_config_json(config, options.model_type, options.dtype, base));
   files.push_back("config.json");
 
-  const std::string from = !options.tokenizer_dir.empty() ? options.tokenizer_dir : options.source_dir;
+  const std::string from =
+      !options.tokenizer_dir.empty() ? options.tokenizer_dir : options.source_dir;
   if (!from.empty()) {
     std::error_code ec;
     const bool same = fs::equivalent(from, out_dir, ec);
@@ -297,7 +307,8 @@ std::vector<std::string> export_hf(core::CausalLMImpl& model, const std::string&
       const fs::path src = fs::path(from) / name;
       if (same || !fs::is_regular_file(src)) continue;
       fs::copy_file(src, fs::path(out_dir) / name, fs::copy_options::overwrite_existing, ec);
-      if (ec) throw UserError((fs::path(out_dir) / name).string() + ": cannot copy: " + ec.message());
+      if (ec)
+        throw UserError((fs::path(out_dir) / name).string() + ": cannot copy: " + ec.message());
       files.push_back(name);
     }
   }

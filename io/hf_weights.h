@@ -35,8 +35,8 @@
 namespace shardtune::io {
 
 struct HfLoadReport {
-  int64_t tensors = 0;             // parameters loaded
-  uint64_t bytes_read = 0;         // file bytes this rank read (its slices)
+  int64_t tensors = 0;               // parameters loaded
+  uint64_t bytes_read = 0;           // file bytes this rank read (its slices)
   std::vector<std::string> ignored;  // buffers skipped (attn.bias, inv_freq, a tied lm_head)
 };
 
@@ -51,13 +51,13 @@ std::shared_ptr<core::CausalLMImpl> load_hf_model(const std::string& dir, parall
                                                   HfLoadReport* report = nullptr);
 
 struct HfExportOptions {
-  std::string dtype = "float32";            // written dtype: float32, bfloat16 or float16
+  std::string dtype = "float32";             // written dtype: float32, bfloat16 or float16
   uint64_t max_shard_bytes = 5'000'000'000;  // huggingface_hub's default
-  std::string model_type;                   // "" = from the config (io::hf_model_type_for)
+  std::string model_type;                    // "" = from the config (io::hf_model_type_for)
   // The HF folder the model came from (or ""): its config.json's other keys (token ids, generation
   // settings) are kept and, unless tokenizer_dir is set, its tokenizer files are copied.
   std::string source_dir;
-  std::string tokenizer_dir;                // folder to copy tokenizer files from
+  std::string tokenizer_dir;  // folder to copy tokenizer files from
 };
 
 // Tokenizer and generation files copied by export_hf when present.

@@ -24,10 +24,9 @@ namespace {
 
 bool selects(const std::string& name, const std::string& target) {
   // PEFT's rule for a list of target_modules: the whole name, or its end after a dot.
-  return name == target ||
-         (name.size() > target.size() &&
-          name.compare(name.size() - target.size(), target.size(), target) == 0 &&
-          name[name.size() - target.size() - 1] == '.');
+  return name == target || (name.size() > target.size() &&
+                            name.compare(name.size() - target.size(), target.size(), target) == 0 &&
+                            name[name.size() - target.size() - 1] == '.');
 }
 
 void write_json(const fs::path& path, const ordered_json& j) {
@@ -48,7 +47,8 @@ ordered_json number(double v) {
 }
 
 // Writes `tensors` (name, full tensor) to DIR/adapter_model.safetensors.
-void write_adapter(const std::string& out_dir, std::vector<std::pair<std::string, torch::Tensor>> tensors,
+void write_adapter(const std::string& out_dir,
+                   std::vector<std::pair<std::string, torch::Tensor>> tensors,
                    const std::string& dtype) {
   const auto d = dtype_from_torch_name(dtype);
   std::vector<st::TensorEntry> entries;
@@ -131,7 +131,8 @@ std::vector<std::string> export_peft_lora(core::CausalLMImpl& model, const PeftL
   return {"adapter_model.safetensors", "adapter_config.json"};
 }
 
-std::vector<std::string> export_peft_prefix(core::CausalLMImpl& model, const std::string& base_model,
+std::vector<std::string> export_peft_prefix(core::CausalLMImpl& model,
+                                            const std::string& base_model,
                                             const std::string& out_dir, bool writer,
                                             const std::string& dtype) {
   const auto& c = model.config();
@@ -167,7 +168,8 @@ std::vector<std::string> export_peft_prefix(core::CausalLMImpl& model, const std
 
   // Keys rotated by position P (see the header): HF's rotate-half RoPE at angle P * theta^(-2i/d).
   auto opts = torch::TensorOptions().dtype(torch::kDouble);
-  auto inv_freq = 1.0 / torch::pow(c.rope_theta, torch::arange(0, d, 2, opts) / static_cast<double>(d));
+  auto inv_freq =
+      1.0 / torch::pow(c.rope_theta, torch::arange(0, d, 2, opts) / static_cast<double>(d));
   auto angle = torch::cat({inv_freq, inv_freq}) * static_cast<double>(P);  // [d]
   auto keys = prefix.select(1, 0);
   keys.copy_(core::apply_rotary(keys, angle.cos(), angle.sin()));

@@ -14,7 +14,8 @@
 // says peft_type LORA, task_type CAUSAL_LM, r, lora_alpha, use_rslora, lora_dropout,
 // target_modules (leaf names such as ["q_proj", "v_proj"] when they select exactly the adapted
 // modules, else their full names), fan_in_fan_out (true for GPT-2's Conv1D), bias "none",
-// base_model_name_or_path. PEFT's scale then equals ShardTune's (alpha / r, rsLoRA alpha / sqrt(r)).
+// base_model_name_or_path. PEFT's scale then equals ShardTune's (alpha / r, rsLoRA alpha /
+// sqrt(r)).
 //
 // P-tuning v2: the effective per-layer prefix (after the reparameterisation MLP when there is one,
 // without dropout) read through core::PrefixProvider, exported as PEFT PREFIX_TUNING with
@@ -41,7 +42,7 @@ struct PeftLoraSettings {
   double alpha = 16.0;
   bool rslora = false;
   double dropout = 0.0;
-  std::string base_model;            // base_model_name_or_path (the HF folder or hub id)
+  std::string base_model;  // base_model_name_or_path (the HF folder or hub id)
 };
 
 // Writes DIR/adapter_model.safetensors and DIR/adapter_config.json. Returns the file names on the
@@ -51,7 +52,8 @@ std::vector<std::string> export_peft_lora(core::CausalLMImpl& model, const PeftL
                                           const std::string& dtype = "float32");
 
 // Writes the model's prefix (model.prefix_provider(), which must be set) as PEFT prefix tuning.
-std::vector<std::string> export_peft_prefix(core::CausalLMImpl& model, const std::string& base_model,
+std::vector<std::string> export_peft_prefix(core::CausalLMImpl& model,
+                                            const std::string& base_model,
                                             const std::string& out_dir, bool writer,
                                             const std::string& dtype = "float32");
 

@@ -33,6 +33,7 @@ struct DtypeRow {
   const char* name;
   int bits;
 };
+// clang-format off
 constexpr DtypeRow kDtypes[] = {
     {Dtype::kBool, "BOOL", 8},          {Dtype::kF4, "F4", 4},
     {Dtype::kF6_E2M3, "F6_E2M3", 6},    {Dtype::kF6_E3M2, "F6_E3M2", 6},
@@ -44,13 +45,14 @@ constexpr DtypeRow kDtypes[] = {
     {Dtype::kBF16, "BF16", 16},         {Dtype::kI32, "I32", 32},
     {Dtype::kU32, "U32", 32},           {Dtype::kF32, "F32", 32},
     {Dtype::kC64, "C64", 64},           {Dtype::kF64, "F64", 64},
-    {Dtype::kI64, "I64", 64},           {Dtype::kU64, "U64", 64},
-};
+    {Dtype::kI64, "I64", 64},           {Dtype::kU64, "U64", 64}};
+// clang-format on
 
 // Names and JSON excerpts come from untrusted files: keep messages on one printable line.
 std::string printable(std::string_view s, size_t max = 120) {
   std::string out;
-  for (unsigned char c : s.substr(0, max)) out += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
+  for (unsigned char c : s.substr(0, max))
+    out += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
   if (s.size() > max) out += "...";
   return out;
 }
@@ -77,19 +79,14 @@ json parse_json_strict(std::string_view text, const std::string& path, const cha
   std::string duplicate;
   auto callback = [&](int, json::parse_event_t event, json& parsed) {
     switch (event) {
-      case json::parse_event_t::object_start:
-        keys.emplace_back();
-        break;
-      case json::parse_event_t::object_end:
-        keys.pop_back();
-        break;
+      case json::parse_event_t::object_start: keys.emplace_back(); break;
+      case json::parse_event_t::object_end: keys.pop_back(); break;
       case json::parse_event_t::key:
         if (!keys.back().insert(parsed.get<std::string>()).second && duplicate.empty()) {
           duplicate = parsed.get<std::string>();
         }
         break;
-      default:
-        break;
+      default: break;
     }
     return true;
   };
@@ -99,8 +96,8 @@ json parse_json_strict(std::string_view text, const std::string& path, const cha
   } catch (const json::exception& e) {
     fail(path, std::string(what) + " is not valid JSON: " + printable(e.what(), 200));
   }
-  if (!duplicate.empty()) fail(path, std::string(what) + ": key '" + printable(duplicate) +
-                                         "' appears twice");
+  if (!duplicate.empty())
+    fail(path, std::string(what) + ": key '" + printable(duplicate) + "' appears twice");
   return j;
 }
 
@@ -144,7 +141,8 @@ uint16_t float_to_half(float f) {
   const uint32_t sign = (x >> 16) & 0x8000u;
   const uint32_t exp = (x >> 23) & 0xffu;
   uint32_t mant = x & 0x7fffffu;
-  if (exp == 0xff) return static_cast<uint16_t>(sign | 0x7c00u | (mant ? 0x200u | (mant >> 13) : 0));
+  if (exp == 0xff)
+    return static_cast<uint16_t>(sign | 0x7c00u | (mant ? 0x200u | (mant >> 13) : 0));
   const int32_t e = static_cast<int32_t>(exp) - 127 + 15;
   if (e >= 31) return static_cast<uint16_t>(sign | 0x7c00u);
   if (e <= 0) {
@@ -166,7 +164,8 @@ float bf16_to_float(uint16_t b) { return bits_f32(static_cast<uint32_t>(b) << 16
 
 uint16_t float_to_bf16(float f) {
   const uint32_t x = f32_bits(f);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);  // quiet NaN
+  if ((x & 0x7fffffffu) > 0x7f800000u)
+    return static_cast<uint16_t>((x >> 16) | 0x40u);  // quiet NaN
   return static_cast<uint16_t>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
 }
 
@@ -255,14 +254,16 @@ void convert(const void* src_v, Dtype src_dtype, void* dst_v, Dtype dst_dtype, s
   } else if (dst_dtype == Dtype::kF32 && src_dtype == Dtype::kF16) {
     for (size_t i = 0; i < n; ++i) store(dst + 4 * i, half_to_float(load<uint16_t>(src + 2 * i)));
   } else if (src_dtype == Dtype::kF64 && dst_dtype == Dtype::kF32) {
-    for (size_t i = 0; i < n; ++i) store(dst + 4 * i, static_cast<float>(load<double>(src + 8 * i)));
+    for (size_t i = 0; i < n; ++i)
+      store(dst + 4 * i, static_cast<float>(load<double>(src + 8 * i)));
   } else if (dst_dtype == Dtype::kF64) {
     for (size_t i = 0; i < n; ++i) {
       store(dst + 8 * i, static_cast<double>(load_as_float(src + ss * i, src_dtype)));
     }
   } else {
     // Narrowing to F16/BF16 (from F64 through F32: F64 -> F16 may round twice).
-    for (size_t i = 0; i < n; ++i) store_float(dst + ds * i, dst_dtype, load_as_float(src + ss * i, src_dtype));
+    for (size_t i = 0; i < n; ++i)
+      store_float(dst + ds * i, dst_dtype, load_as_float(src + ss * i, src_dtype));
   }
 }
 
@@ -348,7 +349,8 @@ void File::parse(const ParseOptions& options) {
       fail_tensor(path_, name, "'dtype' is missing or not a string");
     }
     const auto dtype = dtype_from_name(dtype_it->get<std::string>());
-    if (!dtype) fail_tensor(path_, name, "unknown dtype '" + printable(dtype_it->get<std::string>()) + "'");
+    if (!dtype)
+      fail_tensor(path_, name, "unknown dtype '" + printable(dtype_it->get<std::string>()) + "'");
     t.dtype = *dtype;
 
     const auto shape_it = entry.find("shape");
@@ -376,26 +378,29 @@ void File::parse(const ParseOptions& options) {
     t.begin = (*off_it)[0].get<uint64_t>();
     t.end = (*off_it)[1].get<uint64_t>();
     if (t.end < t.begin) {
-      fail_tensor(path_, name, "data_offsets [" + std::to_string(t.begin) + ", " +
-                                   std::to_string(t.end) + "] end before begin");
+      fail_tensor(path_, name,
+                  "data_offsets [" + std::to_string(t.begin) + ", " + std::to_string(t.end) +
+                      "] end before begin");
     }
     if (t.end > buffer_bytes) {
-      fail_tensor(path_, name, "data_offsets end " + std::to_string(t.end) +
-                                   " runs past the data buffer (" + std::to_string(buffer_bytes) +
-                                   " bytes; truncated?)");
+      fail_tensor(path_, name,
+                  "data_offsets end " + std::to_string(t.end) + " runs past the data buffer (" +
+                      std::to_string(buffer_bytes) + " bytes; truncated?)");
     }
     uint64_t bits = 0;
     if (mul_overflows(numel, static_cast<uint64_t>(dtype_bits(t.dtype)), &bits)) {
       fail_tensor(path_, name, "byte size overflows");
     }
     if (bits % 8 != 0) {
-      fail_tensor(path_, name, "shape " + shape_str(t.shape) + " x " + dtype_name(t.dtype) +
-                                   " is not a whole number of bytes");
+      fail_tensor(path_, name,
+                  "shape " + shape_str(t.shape) + " x " + dtype_name(t.dtype) +
+                      " is not a whole number of bytes");
     }
     if (bits / 8 != t.end - t.begin) {
-      fail_tensor(path_, name, "shape " + shape_str(t.shape) + " x " + dtype_name(t.dtype) + " is " +
-                                   std::to_string(bits / 8) + " bytes but data_offsets span " +
-                                   std::to_string(t.end - t.begin));
+      fail_tensor(path_, name,
+                  "shape " + shape_str(t.shape) + " x " + dtype_name(t.dtype) + " is " +
+                      std::to_string(bits / 8) + " bytes but data_offsets span " +
+                      std::to_string(t.end - t.begin));
     }
     tensors_.push_back(std::move(t));
   }
@@ -410,13 +415,14 @@ void File::parse(const ParseOptions& options) {
   const TensorInfo* last = nullptr;
   for (const auto* t : by_offset) {
     if (t->begin < covered && t->end > t->begin) {
-      fail_tensor(path_, t->name, "data_offsets [" + std::to_string(t->begin) + ", " +
-                                      std::to_string(t->end) + "] overlap tensor '" +
-                                      printable(last->name) + "'");
+      fail_tensor(path_, t->name,
+                  "data_offsets [" + std::to_string(t->begin) + ", " + std::to_string(t->end) +
+                      "] overlap tensor '" + printable(last->name) + "'");
     }
     if (options.require_tiling && t->begin != covered) {
-      fail_tensor(path_, t->name, "data_offsets begin " + std::to_string(t->begin) +
-                                      " leaves a hole after byte " + std::to_string(covered));
+      fail_tensor(path_, t->name,
+                  "data_offsets begin " + std::to_string(t->begin) + " leaves a hole after byte " +
+                      std::to_string(covered));
     }
     if (t->end > covered) {
       covered = t->end;
@@ -452,15 +458,17 @@ std::vector<int64_t> File::slice_shape(const TensorInfo& t, const Slice& s,
   auto shape = t.shape;
   if (s.dim < 0) return shape;
   const auto bad = [&](const std::string& why) {
-    fail_tensor(path, t.name, "cannot take slice dim " + std::to_string(s.dim) + " (" +
-                                  std::to_string(s.parts) + " parts) [" + std::to_string(s.offset) +
-                                  ", " + std::to_string(s.offset + s.length) + ") of shape " +
-                                  shape_str(t.shape) + ": " + why);
+    fail_tensor(path, t.name,
+                "cannot take slice dim " + std::to_string(s.dim) + " (" + std::to_string(s.parts) +
+                    " parts) [" + std::to_string(s.offset) + ", " +
+                    std::to_string(s.offset + s.length) + ") of shape " + shape_str(t.shape) +
+                    ": " + why);
   };
   if (s.dim >= static_cast<int>(shape.size())) bad("no such dim");
   const int64_t n = shape[static_cast<size_t>(s.dim)];
   if (s.parts < 1 || n % s.parts != 0) bad("dim does not divide into parts");
-  if (s.offset < 0 || s.length < 0 || s.offset + s.length > n / s.parts) bad("range outside a part");
+  if (s.offset < 0 || s.length < 0 || s.offset + s.length > n / s.parts)
+    bad("range outside a part");
   shape[static_cast<size_t>(s.dim)] = s.parts * s.length;
   return shape;
 }
@@ -532,10 +540,12 @@ Folder Folder::open(const std::string& dir, const std::string& stem, const Parse
     std::string hint;
     if (fs::exists(fs::path(dir) / "pytorch_model.bin") ||
         fs::exists(fs::path(dir) / "pytorch_model.bin.index.json")) {
-      hint = "; it holds only pickled PyTorch weights (pytorch_model.bin), which ShardTune never "
-             "loads: convert them to safetensors first";
+      hint =
+          "; it holds only pickled PyTorch weights (pytorch_model.bin), which ShardTune never "
+          "loads: convert them to safetensors first";
     }
-    throw UserError(dir + ": no " + stem + ".safetensors or " + stem + ".safetensors.index.json" + hint);
+    throw UserError(dir + ": no " + stem + ".safetensors or " + stem + ".safetensors.index.json" +
+                    hint);
   }
   const std::string ipath = index.string();
   std::ifstream in(ipath, std::ios::binary);
@@ -545,11 +555,13 @@ Folder Folder::open(const std::string& dir, const std::string& stem, const Parse
   const json j = parse_json_strict(text, ipath, "index");
   if (!j.is_object()) fail(ipath, "index is not a JSON object");
   const auto map_it = j.find("weight_map");
-  if (map_it == j.end() || !map_it->is_object()) fail(ipath, "'weight_map' is missing or not an object");
-  std::map<std::string, size_t> file_index;  // file name -> index in files_
+  if (map_it == j.end() || !map_it->is_object())
+    fail(ipath, "'weight_map' is missing or not an object");
+  std::map<std::string, size_t> file_index;     // file name -> index in files_
   std::map<std::string, std::string> expected;  // tensor -> file name
   for (const auto& [tensor, file_json] : map_it->items()) {
-    if (!file_json.is_string()) fail(ipath, "weight_map '" + printable(tensor) + "' is not a string");
+    if (!file_json.is_string())
+      fail(ipath, "weight_map '" + printable(tensor) + "' is not a string");
     const std::string name = file_json.get<std::string>();
     const fs::path rel(name);
     bool escapes = name.empty() || rel.is_absolute() || name.find('\\') != std::string::npos;
@@ -561,7 +573,8 @@ Folder Folder::open(const std::string& dir, const std::string& stem, const Parse
     if (!file_index.count(name)) {
       const fs::path p = fs::path(dir) / rel;
       if (!fs::is_regular_file(p)) {
-        fail(ipath, "weight_map '" + printable(tensor) + "' names missing file '" + printable(name) + "'");
+        fail(ipath,
+             "weight_map '" + printable(tensor) + "' names missing file '" + printable(name) + "'");
       }
       file_index[name] = folder.files_.size();
       folder.files_.push_back(File::open(p.string(), options));
@@ -624,7 +637,8 @@ namespace {
 void write_all(int fd, const void* data, size_t n, uint64_t offset, const std::string& path) {
   const auto* p = static_cast<const uint8_t*>(data);
   while (n > 0) {
-    const ssize_t w = ::pwrite(fd, p, std::min<size_t>(n, size_t{1} << 30), static_cast<off_t>(offset));
+    const ssize_t w =
+        ::pwrite(fd, p, std::min<size_t>(n, size_t{1} << 30), static_cast<off_t>(offset));
     if (w < 0) {
       if (errno == EINTR) continue;
       throw UserError(path + ": write failed: " + std::strerror(errno));
@@ -653,11 +667,14 @@ Writer::Writer(std::string path, std::vector<TensorEntry> entries,
   uint64_t offset = 0;
   for (const auto& e : entries) {
     if (dtype_bits(e.dtype) % 8 != 0) {
-      throw std::invalid_argument("safetensors::Writer: sub-byte dtype " + std::string(dtype_name(e.dtype)));
+      throw std::invalid_argument("safetensors::Writer: sub-byte dtype " +
+                                  std::string(dtype_name(e.dtype)));
     }
-    if (ranges_.count(e.name)) throw std::invalid_argument("safetensors::Writer: duplicate " + e.name);
+    if (ranges_.count(e.name))
+      throw std::invalid_argument("safetensors::Writer: duplicate " + e.name);
     const uint64_t end = offset + e.bytes();
-    header[e.name] = {{"dtype", dtype_name(e.dtype)}, {"shape", e.shape}, {"data_offsets", {offset, end}}};
+    header[e.name] = {
+        {"dtype", dtype_name(e.dtype)}, {"shape", e.shape}, {"data_offsets", {offset, end}}};
     ranges_[e.name] = {offset, end};
     written_[e.name] = false;
     offset = end;
@@ -685,11 +702,13 @@ Writer::~Writer() {
 
 void Writer::write(const std::string& name, const void* data, size_t nbytes) {
   auto it = ranges_.find(name);
-  if (it == ranges_.end()) throw std::invalid_argument("safetensors::Writer: unknown tensor " + name);
+  if (it == ranges_.end())
+    throw std::invalid_argument("safetensors::Writer: unknown tensor " + name);
   const auto [begin, end] = it->second;
   if (nbytes != end - begin) {
-    throw std::invalid_argument("safetensors::Writer: " + name + " is " + std::to_string(end - begin) +
-                                " bytes, got " + std::to_string(nbytes));
+    throw std::invalid_argument("safetensors::Writer: " + name + " is " +
+                                std::to_string(end - begin) + " bytes, got " +
+                                std::to_string(nbytes));
   }
   write_all(fd_, data, nbytes, buffer_start_ + begin, tmp_);
   written_[name] = true;
@@ -740,7 +759,8 @@ ShardedWriter::ShardedWriter(const std::string& dir, std::vector<TensorEntry> en
 
 void ShardedWriter::write(const std::string& name, const void* data, size_t nbytes) {
   auto it = shard_of_.find(name);
-  if (it == shard_of_.end()) throw std::invalid_argument("safetensors::ShardedWriter: unknown " + name);
+  if (it == shard_of_.end())
+    throw std::invalid_argument("safetensors::ShardedWriter: unknown " + name);
   writers_[it->second]->write(name, data, nbytes);
 }
 
@@ -772,8 +792,9 @@ std::vector<std::string> ShardedWriter::finish() {
   for (const auto& item : fs::directory_iterator(dir_, ec)) {
     const std::string name = item.path().filename().string();
     const bool single = name == stem_ + ".safetensors";
-    const bool shard = name.rfind(sharded_prefix, 0) == 0 && name.find("-of-") != std::string::npos &&
-                       name.size() > 12 && name.compare(name.size() - 12, 12, ".safetensors") == 0;
+    const bool shard = name.rfind(sharded_prefix, 0) == 0 &&
+                       name.find("-of-") != std::string::npos && name.size() > 12 &&
+                       name.compare(name.size() - 12, 12, ".safetensors") == 0;
     const bool stale_index = writers_.size() == 1 && item.path() == index;
     if (((single || shard) && !ours.count(name)) || stale_index) fs::remove(item.path(), ec);
   }

@@ -38,10 +38,12 @@
 namespace shardtune::io::safetensors {
 
 // Every dtype the format defines (safetensors' Dtype enum).
+// clang-format off
 enum class Dtype : uint8_t {
   kBool, kF4, kF6_E2M3, kF6_E3M2, kU8, kI8, kF8_E5M2, kF8_E4M3, kF8_E8M0, kF8_E4M3FNUZ,
   kF8_E5M2FNUZ, kI16, kU16, kF16, kBF16, kI32, kU32, kF32, kC64, kF64, kI64, kU64
 };
+// clang-format on
 
 // "F32", "BF16", ...
 const char* dtype_name(Dtype dtype);
@@ -72,7 +74,8 @@ struct Slice {
 
 struct ParseOptions {
   uint64_t max_header_bytes = 100'000'000;  // the reference implementation's MAX_HEADER_SIZE
-  bool require_tiling = true;  // ranges must cover the buffer exactly (no holes), as the format says
+  // Ranges must cover the buffer exactly (no holes), as the format says.
+  bool require_tiling = true;
 };
 
 class File {
@@ -126,8 +129,8 @@ class File {
 // files its weight_map names. As in transformers, the single file wins when both exist. The index
 // must be a JSON object with a "weight_map" object of tensor name -> file name; every file name is
 // relative, has no ".." component and is not absolute (symbolic links, as in the Hugging Face hub
-// cache, are followed); every mapped tensor must be in its file and every tensor of those files must
-// be mapped to it. Errors name the index or the file and the tensor.
+// cache, are followed); every mapped tensor must be in its file and every tensor of those files
+// must be mapped to it. Errors name the index or the file and the tensor.
 class Folder {
  public:
   static Folder open(const std::string& dir, const std::string& stem = "model",
@@ -163,7 +166,8 @@ struct TensorEntry {
 
 // One .safetensors file, streamed: the constructor lays out and writes the header, write() puts a
 // tensor's bytes at its offset (any order), finish() checks every tensor was written, fsyncs and
-// renames "<path>.tmp" to `path`. The destructor removes the temporary file of an unfinished writer.
+// renames "<path>.tmp" to `path`. The destructor removes the temporary file of an unfinished
+// writer.
 class Writer {
  public:
   Writer(std::string path, std::vector<TensorEntry> entries,
@@ -186,9 +190,9 @@ class Writer {
 };
 
 // A folder of one or more files, split greedily in `entries` order like huggingface_hub's
-// split_torch_state_dict_into_shards: a new shard starts when the next tensor would take the current
-// one past max_shard_bytes; a tensor larger than that gets a shard of its own. One shard is written
-// as `<stem>.safetensors` without an index.
+// split_torch_state_dict_into_shards: a new shard starts when the next tensor would take the
+// current one past max_shard_bytes; a tensor larger than that gets a shard of its own. One shard is
+// written as `<stem>.safetensors` without an index.
 class ShardedWriter {
  public:
   ShardedWriter(const std::string& dir, std::vector<TensorEntry> entries, uint64_t max_shard_bytes,

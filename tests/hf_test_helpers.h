@@ -31,7 +31,9 @@ inline std::string hf_python() { return SHARDTUNE_PYTHON; }
 inline std::string hf_reference_script() {
   return std::string(SHARDTUNE_SOURCE_DIR) + "/tests/reference/hf_reference.py";
 }
-inline std::string hf_reference_dir() { return std::string(SHARDTUNE_BINARY_DIR) + "/hf_reference"; }
+inline std::string hf_reference_dir() {
+  return std::string(SHARDTUNE_BINARY_DIR) + "/hf_reference";
+}
 
 // Runs `command`, returning its exit status and output (stdout and stderr).
 inline int run_command(const std::string& command, std::string* output) {
@@ -50,8 +52,8 @@ inline std::vector<std::string> hf_cases() {
   const fs::path list = fs::path(hf_reference_dir()) / "cases.txt";
   if (!fs::exists(list)) {
     std::string out;
-    const int rc = run_command(hf_python() + " " + hf_reference_script() + " generate " +
-                                   hf_reference_dir(), &out);
+    const int rc = run_command(
+        hf_python() + " " + hf_reference_script() + " generate " + hf_reference_dir(), &out);
     if (rc != 0) throw std::runtime_error("hf_reference.py generate failed:\n" + out);
   }
   std::ifstream in(list);
@@ -100,7 +102,8 @@ inline LogitError logit_error(const torch::Tensor& got, const torch::Tensor& wan
                               const torch::Tensor& mask) {
   auto real = mask.to(torch::kBool);
   auto diff = (got.to(torch::kDouble) - want.to(torch::kDouble)).abs().index({real});
-  return {diff.max().item<double>(), want.to(torch::kDouble).abs().index({real}).max().item<double>()};
+  return {diff.max().item<double>(),
+          want.to(torch::kDouble).abs().index({real}).max().item<double>()};
 }
 
 // Writes {"logits": t} (float32) for the reference's check commands.

@@ -39,9 +39,9 @@ namespace st = shardtune::io::safetensors;
 namespace {
 
 // Must equal tests/reference/hf_reference.py's CASES (checked by CaseListMatchesTheScript).
-const std::vector<std::string> kCases = {"gpt2_hub", "gpt2_saved_sharded",
-                                         "llama_gqa_tied_sharded_bf16", "llama_mha_untied",
-                                         "mistral_mqa", "qwen2_gqa_bias_f16"};
+const std::vector<std::string> kCases = {
+    "gpt2_hub",         "gpt2_saved_sharded", "llama_gqa_tied_sharded_bf16",
+    "llama_mha_untied", "mistral_mqa",        "qwen2_gqa_bias_f16"};
 
 // ---- raw safetensors images ----
 
@@ -79,7 +79,8 @@ void write_model_file(const std::string& dir, const std::map<std::string, torch:
   std::map<std::string, torch::Tensor> ready;
   for (const auto& [name, t] : tensors) {
     auto c = t.contiguous();
-    const auto d = c.scalar_type() == torch::kLong ? st::Dtype::kI64 : io::dtype_of(c.scalar_type());
+    const auto d =
+        c.scalar_type() == torch::kLong ? st::Dtype::kI64 : io::dtype_of(c.scalar_type());
     entries.push_back({name, d, c.sizes().vec()});
     ready[name] = c;
   }
@@ -140,13 +141,15 @@ TEST(Safetensors, WriterPadsHeaderAlignsTensorsAndRoundTrips) {
 TEST(Safetensors, ConversionsRoundLikeTorch) {
   // Every magnitude from subnormal halves to past the F16 range, plus the special values.
   auto gen = at::detail::createCPUGenerator(7);
-  auto x = at::randn({20000}, gen) * torch::pow(2.0, at::randint(-30, 20, {20000}, gen).to(torch::kFloat));
+  auto x = at::randn({20000}, gen) *
+           torch::pow(2.0, at::randint(-30, 20, {20000}, gen).to(torch::kFloat));
   auto specials = torch::tensor({0.0f, -0.0f, 65504.0f, 65520.0f, 1e-8f, 5.96e-8f,
                                  std::numeric_limits<float>::infinity(),
                                  -std::numeric_limits<float>::infinity(),
                                  std::numeric_limits<float>::quiet_NaN(), 1.00390625f, 3.4e38f});
   x = torch::cat({x, specials}).contiguous();
-  for (auto [dtype, type] : {std::pair{st::Dtype::kF16, torch::kHalf}, {st::Dtype::kBF16, torch::kBFloat16}}) {
+  for (auto [dtype, type] :
+       {std::pair{st::Dtype::kF16, torch::kHalf}, {st::Dtype::kBF16, torch::kBFloat16}}) {
     auto ours = torch::empty(x.sizes(), torch::TensorOptions().dtype(type));
     st::convert(x.data_ptr(), st::Dtype::kF32, ours.data_ptr(), dtype, x.numel(), "t");
     auto theirs = x.to(type);
@@ -164,8 +167,11 @@ TEST(Safetensors, ConversionsRoundLikeTorch) {
   auto f = torch::empty(x.sizes());
   st::convert(d.data_ptr(), st::Dtype::kF64, f.data_ptr(), st::Dtype::kF32, x.numel(), "t");
   EXPECT_TRUE(((f == x) | (f.isnan() & x.isnan())).all().item<bool>());
-  EXPECT_EQ(user_error([&] { st::convert(f.data_ptr(), st::Dtype::kI32, d.data_ptr(), st::Dtype::kF32, 1, "f: x"); }),
-            "f: x: dtype I32 cannot be converted to F32 (conversions exist between F64, F32, F16 and BF16)");
+  EXPECT_EQ(user_error([&] {
+              st::convert(f.data_ptr(), st::Dtype::kI32, d.data_ptr(), st::Dtype::kF32, 1, "f: x");
+            }),
+            "f: x: dtype I32 cannot be converted to F32 (conversions exist between F64, F32, F16 "
+            "and BF16)");
 }
 
 TEST(Safetensors, SlicesMatchShardSpecs) {
@@ -188,9 +194,12 @@ TEST(Safetensors, SlicesMatchShardSpecs) {
     }
   }
   auto out = torch::empty({2});
-  EXPECT_EQ(user_error([&] { file->read(info, st::Slice{1, 4, 0, 1}, st::Dtype::kF32, out.data_ptr(), 8); }),
-            dir + "/model.safetensors: tensor 't': cannot take slice dim 1 (4 parts) [0, 1) of shape "
-                  "[4, 6, 3]: dim does not divide into parts");
+  EXPECT_EQ(user_error([&] {
+              file->read(info, st::Slice{1, 4, 0, 1}, st::Dtype::kF32, out.data_ptr(), 8);
+            }),
+            dir +
+                "/model.safetensors: tensor 't': cannot take slice dim 1 (4 parts) [0, 1) of shape "
+                "[4, 6, 3]: dim does not divide into parts");
 }
 
 TEST(Safetensors, ShardedFolderWithIndexAndStaleFilesRemoved) {
@@ -223,19 +232,23 @@ TEST(Safetensors, ShardedFolderWithIndexAndStaleFilesRemoved) {
 TEST(SafetensorsErrors, TruncatedAndOversizedHeaders) {
   EXPECT_EQ(parse_error(std::string(5, '\0')),
             "m.safetensors: file is 5 bytes, too short for the 8-byte header length (truncated?)");
-  EXPECT_EQ(parse_error(image("{}", 0, 1000)),
-            "m.safetensors: header length 1000 runs past the end of the file (10 bytes; truncated?)");
+  EXPECT_EQ(
+      parse_error(image("{}", 0, 1000)),
+      "m.safetensors: header length 1000 runs past the end of the file (10 bytes; truncated?)");
   EXPECT_EQ(parse_error(image("{}", 0, 200'000'000)),
             "m.safetensors: header length 200000000 exceeds the limit of 100000000 bytes");
   EXPECT_EQ(parse_error(image("", 0)), "m.safetensors: header does not start with '{'");
   EXPECT_EQ(parse_error(image("[1]", 0)), "m.safetensors: header does not start with '{'");
   const auto bad_json = parse_error(image("{\"a\": ", 0));
-  EXPECT_EQ(bad_json.rfind("m.safetensors: header is not valid JSON: [json.exception.parse_error.101]", 0), 0u)
+  EXPECT_EQ(bad_json.rfind(
+                "m.safetensors: header is not valid JSON: [json.exception.parse_error.101]", 0),
+            0u)
       << bad_json;
   EXPECT_EQ(bad_json.find('\n'), std::string::npos);
   // A file cut inside its data: the last tensor runs past the buffer.
   EXPECT_EQ(parse_error(image(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 10)),
-            "m.safetensors: tensor 'a': data_offsets end 16 runs past the data buffer (10 bytes; truncated?)");
+            "m.safetensors: tensor 'a': data_offsets end 16 runs past the data buffer (10 bytes; "
+            "truncated?)");
 }
 
 TEST(SafetensorsErrors, EntriesAreValidated) {
@@ -261,22 +274,28 @@ TEST(SafetensorsErrors, EntriesAreValidated) {
             "m.safetensors: tensor 'a': shape [2, 3] x BF16 is 12 bytes but data_offsets span 24");
   EXPECT_EQ(one(R"({"dtype":"F32","shape":[6],"data_offsets":[24,0]})"),
             "m.safetensors: tensor 'a': data_offsets [24, 0] end before begin");
-  EXPECT_EQ(one(R"({"dtype":"F32","shape":[6],"data_offsets":[0]})"),
-            "m.safetensors: tensor 'a': 'data_offsets' must be [begin, end] with non-negative integers");
+  EXPECT_EQ(
+      one(R"({"dtype":"F32","shape":[6],"data_offsets":[0]})"),
+      "m.safetensors: tensor 'a': 'data_offsets' must be [begin, end] with non-negative integers");
   EXPECT_EQ(one(R"({"dtype":"F4","shape":[3],"data_offsets":[0,2]})", 2),
             "m.safetensors: tensor 'a': shape [3] x F4 is not a whole number of bytes");
   EXPECT_EQ(parse_error(image(R"({"__metadata__":{"format":1}})", 0)),
             "m.safetensors: __metadata__ 'format' is not a string");
-  EXPECT_EQ(parse_error(image(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 4)),
-            "m.safetensors: header: key 'a' appears twice");
+  EXPECT_EQ(
+      parse_error(image(
+          R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
+          4)),
+      "m.safetensors: header: key 'a' appears twice");
   // Names from the file are printed on one line.
-  EXPECT_EQ(parse_error(image("{\"x\\ny\":5}", 0)), "m.safetensors: tensor 'x?y': entry is not an object");
+  EXPECT_EQ(parse_error(image("{\"x\\ny\":5}", 0)),
+            "m.safetensors: tensor 'x?y': entry is not an object");
 }
 
 TEST(SafetensorsErrors, RangesMustNotOverlapNorLeaveHoles) {
   const std::string f32x4 = R"("dtype":"F32","shape":[4])";
   EXPECT_EQ(parse_error(image("{\"a\":{" + f32x4 + ",\"data_offsets\":[0,16]},\"b\":{" + f32x4 +
-                              ",\"data_offsets\":[8,24]}}", 24)),
+                                  ",\"data_offsets\":[8,24]}}",
+                              24)),
             "m.safetensors: tensor 'b': data_offsets [8, 24] overlap tensor 'a'");
   const std::string holed = "{\"a\":{" + f32x4 + ",\"data_offsets\":[0,16]},\"b\":{" + f32x4 +
                             ",\"data_offsets\":[20,36]}}";
@@ -286,25 +305,30 @@ TEST(SafetensorsErrors, RangesMustNotOverlapNorLeaveHoles) {
   EXPECT_EQ(parse_error(image("{\"a\":{" + f32x4 + ",\"data_offsets\":[0,16]}}", 20)),
             "m.safetensors: tensors cover 16 of the 20 data bytes (holes or trailing bytes)");
   // Empty tensors may sit anywhere; trailing padding spaces in the header are fine.
-  EXPECT_EQ(parse_error(image("{\"e\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]},\"a\":{" +
-                              f32x4 + ",\"data_offsets\":[0,16]}}    ", 16)),
-            "(accepted)");
+  EXPECT_EQ(
+      parse_error(image("{\"e\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]},\"a\":{" +
+                            f32x4 + ",\"data_offsets\":[0,16]}}    ",
+                        16)),
+      "(accepted)");
 }
 
 TEST(SafetensorsErrors, FilesAndIndexes) {
   const auto dir = hf_temp_dir("bad_files");
   std::ofstream(dir + "/short.safetensors") << "abc";
   EXPECT_EQ(user_error([&] { st::File::open(dir + "/short.safetensors"); }),
-            dir + "/short.safetensors: file is 3 bytes, too short for the 8-byte header length (truncated?)");
+            dir +
+                "/short.safetensors: file is 3 bytes, too short for the 8-byte header length "
+                "(truncated?)");
   EXPECT_EQ(user_error([&] { st::File::open(dir + "/none.safetensors"); }),
             dir + "/none.safetensors: cannot open: No such file or directory");
   EXPECT_EQ(user_error([&] { st::Folder::open(dir); }),
             dir + ": no model.safetensors or model.safetensors.index.json");
   std::ofstream(dir + "/pytorch_model.bin") << "pickle";
   EXPECT_EQ(user_error([&] { st::Folder::open(dir); }),
-            dir + ": no model.safetensors or model.safetensors.index.json; it holds only pickled "
-                  "PyTorch weights (pytorch_model.bin), which ShardTune never loads: convert them "
-                  "to safetensors first");
+            dir +
+                ": no model.safetensors or model.safetensors.index.json; it holds only pickled "
+                "PyTorch weights (pytorch_model.bin), which ShardTune never loads: convert them "
+                "to safetensors first");
 
   write_model_file(dir, {{"a", torch::zeros({2})}, {"b", torch::zeros({2})}}, "part.safetensors");
   const std::string index = dir + "/model.safetensors.index.json";
@@ -314,22 +338,28 @@ TEST(SafetensorsErrors, FilesAndIndexes) {
   };
   EXPECT_EQ(with_map(R"({"a":"part.safetensors","b":"part.safetensors"})"), "(no error)");
   EXPECT_EQ(with_map(R"({"a":"../part.safetensors","b":"part.safetensors"})"),
-            index + ": weight_map 'a' names file '../part.safetensors', which is not a plain path "
-                    "inside the folder");
-  EXPECT_EQ(with_map(R"({"a":"/etc/passwd","b":"part.safetensors"})"),
-            index + ": weight_map 'a' names file '/etc/passwd', which is not a plain path inside the folder");
+            index +
+                ": weight_map 'a' names file '../part.safetensors', which is not a plain path "
+                "inside the folder");
+  EXPECT_EQ(
+      with_map(R"({"a":"/etc/passwd","b":"part.safetensors"})"),
+      index +
+          ": weight_map 'a' names file '/etc/passwd', which is not a plain path inside the folder");
   EXPECT_EQ(with_map(R"({"a":"part.safetensors","b":"other.safetensors"})"),
             index + ": weight_map 'b' names missing file 'other.safetensors'");
   EXPECT_EQ(with_map(R"({"a":"part.safetensors","b":"part.safetensors","c":"part.safetensors"})"),
             index + ": weight_map puts tensor 'c' in 'part.safetensors', which does not hold it");
   EXPECT_EQ(with_map(R"({"a":"part.safetensors"})"),
-            dir + "/part.safetensors: tensor 'b' is not mapped to this file by model.safetensors.index.json");
+            dir +
+                "/part.safetensors: tensor 'b' is not mapped to this file by "
+                "model.safetensors.index.json");
   EXPECT_EQ(with_map(R"({"a":3})"), index + ": weight_map 'a' is not a string");
   std::ofstream(index) << "[]";
   EXPECT_EQ(user_error([&] { st::Folder::open(dir); }), index + ": index is not a JSON object");
 }
 
-// ---- config.json ----------------------------------------------------------------------------------
+// ---- config.json
+// ----------------------------------------------------------------------------------
 
 namespace {
 const char* kLlamaConfig = R"({"architectures":["LlamaForCausalLM"],"model_type":"llama",
@@ -364,7 +394,8 @@ TEST(HfConfig, ReadsTheFourArchitectures) {
   EXPECT_EQ(io::parse_hf_config(j.dump(), "c").config.rope_theta, 1e6);
 
   auto qwen = io::parse_hf_config(with(kLlamaConfig, R"({"architectures":["Qwen2ForCausalLM"],
-      "model_type":"qwen2","use_sliding_window":false,"sliding_window":4096,"max_window_layers":21})"), "c");
+      "model_type":"qwen2","use_sliding_window":false,"sliding_window":4096,"max_window_layers":21})"),
+                                  "c");
   EXPECT_TRUE(qwen.config.attention_bias);
   // Defaults when absent: llama/qwen2 kv heads = heads, mistral 8; explicit null = heads.
   auto m = nlohmann::json::parse(with(kLlamaConfig, R"({"architectures":["MistralForCausalLM"],
@@ -380,7 +411,8 @@ TEST(HfConfig, ReadsTheFourArchitectures) {
   auto gpt2 = io::parse_hf_config(R"({"architectures":["GPT2LMHeadModel"],"model_type":"gpt2",
       "vocab_size":50257,"n_embd":768,"n_layer":12,"n_head":12,"n_positions":1024,"n_ctx":1024,
       "n_inner":null,"activation_function":"gelu_new","layer_norm_epsilon":1e-5,
-      "resid_pdrop":0.1,"scale_attn_weights":true})", "c");
+      "resid_pdrop":0.1,"scale_attn_weights":true})",
+                                  "c");
   EXPECT_EQ(gpt2.config.family, "gpt2");
   EXPECT_EQ(gpt2.config.intermediate_size, 3072);
   EXPECT_EQ(gpt2.config.max_position_embeddings, 1024);
@@ -389,40 +421,53 @@ TEST(HfConfig, ReadsTheFourArchitectures) {
 
 TEST(HfConfig, RefusesWhatTheModelCannotHonour) {
   const std::string p = "m/config.json: ";
-  EXPECT_EQ(config_error(with(kLlamaConfig, R"({"rope_scaling":{"rope_type":"llama3","factor":8.0}})")),
-            p + "rope_scaling asks for 'llama3' RoPE scaling, which ShardTune does not implement "
-                "(plain RoPE only); a scaled model would silently compute something else");
+  EXPECT_EQ(
+      config_error(with(kLlamaConfig, R"({"rope_scaling":{"rope_type":"llama3","factor":8.0}})")),
+      p + "rope_scaling asks for 'llama3' RoPE scaling, which ShardTune does not implement "
+          "(plain RoPE only); a scaled model would silently compute something else");
   EXPECT_EQ(config_error(with(kLlamaConfig, R"({"rope_scaling":{"type":"linear","factor":2.0}})")),
             p + "rope_scaling asks for 'linear' RoPE scaling, which ShardTune does not implement "
                 "(plain RoPE only); a scaled model would silently compute something else");
-  EXPECT_EQ(config_error(with(kLlamaConfig, R"({"rope_parameters":{"rope_type":"yarn","rope_theta":1.0}})")),
+  EXPECT_EQ(config_error(
+                with(kLlamaConfig, R"({"rope_parameters":{"rope_type":"yarn","rope_theta":1.0}})")),
             p + "rope_parameters asks for 'yarn' RoPE scaling, which ShardTune does not implement "
                 "(plain RoPE only); a scaled model would silently compute something else");
-  EXPECT_EQ(config_error(with(kLlamaConfig, R"({"rope_parameters":{"rope_type":"default","factor":2.0}})")),
+  EXPECT_EQ(config_error(
+                with(kLlamaConfig, R"({"rope_parameters":{"rope_type":"default","factor":2.0}})")),
             p + "rope_parameters.factor is not supported (plain RoPE only), got 2.0");
   EXPECT_EQ(config_error(with(kLlamaConfig, R"({"rope_parameters":{"rope_theta":10000.0}})")),
             p + "rope_parameters.rope_theta differs from the top-level rope_theta");
   // MistralConfig's default window (4096) applies when the key is absent.
-  EXPECT_EQ(config_error(with(kLlamaConfig, R"({"architectures":["MistralForCausalLM"],"model_type":"mistral",
+  EXPECT_EQ(config_error(with(kLlamaConfig,
+                              R"({"architectures":["MistralForCausalLM"],"model_type":"mistral",
       "max_position_embeddings":8192})")),
             p + "sliding_window=4096 is shorter than max_position_embeddings=8192: sliding-window "
                 "attention is not implemented (set max_position_embeddings <= sliding_window in a "
                 "copy of config.json to train on sequences the window cannot affect)");
-  EXPECT_EQ(config_error(with(kLlamaConfig, R"({"architectures":["MistralForCausalLM"],"model_type":"mistral","sliding_window":128})")),
-            p + "sliding_window=128 is shorter than max_position_embeddings=256: sliding-window "
-                "attention is not implemented (set max_position_embeddings <= sliding_window in a "
-                "copy of config.json to train on sequences the window cannot affect)");
-  EXPECT_EQ(config_error(with(kLlamaConfig, R"({"architectures":["MistralForCausalLM"],"model_type":"mistral","sliding_window":256})")),
-            "(no error)");
-  EXPECT_EQ(config_error(with(kLlamaConfig, R"({"architectures":["Qwen2ForCausalLM"],"model_type":"qwen2",
+  EXPECT_EQ(
+      config_error(with(
+          kLlamaConfig,
+          R"({"architectures":["MistralForCausalLM"],"model_type":"mistral","sliding_window":128})")),
+      p + "sliding_window=128 is shorter than max_position_embeddings=256: sliding-window "
+          "attention is not implemented (set max_position_embeddings <= sliding_window in a "
+          "copy of config.json to train on sequences the window cannot affect)");
+  EXPECT_EQ(
+      config_error(with(
+          kLlamaConfig,
+          R"({"architectures":["MistralForCausalLM"],"model_type":"mistral","sliding_window":256})")),
+      "(no error)");
+  EXPECT_EQ(
+      config_error(with(kLlamaConfig, R"({"architectures":["Qwen2ForCausalLM"],"model_type":"qwen2",
       "use_sliding_window":true,"sliding_window":64,"max_window_layers":1})")),
-            p + "use_sliding_window=true with sliding_window=64 < max_position_embeddings=256 on "
-                "layers 1..1: sliding-window attention is not implemented");
-  EXPECT_EQ(config_error(with(kLlamaConfig, R"({"architectures":["Qwen2ForCausalLM"],"model_type":"qwen2",
+      p + "use_sliding_window=true with sliding_window=64 < max_position_embeddings=256 on "
+          "layers 1..1: sliding-window attention is not implemented");
+  EXPECT_EQ(
+      config_error(with(kLlamaConfig, R"({"architectures":["Qwen2ForCausalLM"],"model_type":"qwen2",
       "use_sliding_window":true,"sliding_window":64,"max_window_layers":2})")),
-            "(no error)");  // no layer at or past max_window_layers uses the window
-  EXPECT_EQ(config_error(with(kLlamaConfig, R"({"layer_types":["full_attention","sliding_attention"]})")),
-            p + "layer_types names \"sliding_attention\": only full_attention is implemented");
+      "(no error)");  // no layer at or past max_window_layers uses the window
+  EXPECT_EQ(
+      config_error(with(kLlamaConfig, R"({"layer_types":["full_attention","sliding_attention"]})")),
+      p + "layer_types names \"sliding_attention\": only full_attention is implemented");
   EXPECT_EQ(config_error(with(kLlamaConfig, R"({"head_dim":16})")),
             p + "head_dim=16 differs from hidden_size / num_attention_heads = 8 (ShardTune's "
                 "attention uses hidden_size / heads)");
@@ -447,19 +492,22 @@ TEST(HfConfig, RefusesWhatTheModelCannotHonour) {
   missing.erase("intermediate_size");
   EXPECT_EQ(config_error(missing.dump()),
             p + "intermediate_size is missing (config.json must give the model's size)");
-  EXPECT_EQ(config_error(with(kLlamaConfig, R"({"architectures":["LlamaForSequenceClassification"]})")),
-            p + "architectures ['LlamaForSequenceClassification'] with model_type 'llama' is not "
-                "supported (supported: LlamaForCausalLM/llama, Qwen2ForCausalLM/qwen2, "
-                "MistralForCausalLM/mistral, GPT2LMHeadModel/gpt2)");
+  EXPECT_EQ(
+      config_error(with(kLlamaConfig, R"({"architectures":["LlamaForSequenceClassification"]})")),
+      p + "architectures ['LlamaForSequenceClassification'] with model_type 'llama' is not "
+          "supported (supported: LlamaForCausalLM/llama, Qwen2ForCausalLM/qwen2, "
+          "MistralForCausalLM/mistral, GPT2LMHeadModel/gpt2)");
   EXPECT_EQ(config_error(R"({"model_type":"falcon"})"),
             p + "model_type 'falcon' is not supported (supported: LlamaForCausalLM/llama, "
                 "Qwen2ForCausalLM/qwen2, MistralForCausalLM/mistral, GPT2LMHeadModel/gpt2)");
-  EXPECT_EQ(config_error(R"({"vocab_size":3})"), p + "neither model_type nor architectures is given");
+  EXPECT_EQ(config_error(R"({"vocab_size":3})"),
+            p + "neither model_type nor architectures is given");
   EXPECT_EQ(config_error(R"({"model_type":"llama","model_type":"gpt2"})"),
             p + "key 'model_type' appears twice");
   EXPECT_EQ(config_error("[1]"), p + "not a JSON object");
 
-  const std::string gpt2 = R"({"model_type":"gpt2","vocab_size":10,"n_embd":8,"n_layer":1,"n_head":2,"n_positions":16})";
+  const std::string gpt2 =
+      R"({"model_type":"gpt2","vocab_size":10,"n_embd":8,"n_layer":1,"n_head":2,"n_positions":16})";
   EXPECT_EQ(config_error(with(gpt2, R"({"activation_function":"gelu"})")),
             p + "activation_function='gelu' is not supported (ShardTune's GPT-2 uses the tanh "
                 "GELU: gelu_new, gelu_pytorch_tanh or gelu_fast)");
@@ -477,15 +525,18 @@ TEST(HfConfig, ExportRoundTripsAndKeepsOtherKeys) {
   for (const auto& name : kCases) {
     const auto text = read_text(hf_case_dir(name) + "/config.json");
     const auto hf = io::parse_hf_config(text, name);
-    const auto fresh = io::parse_hf_config(io::hf_config_json(hf.config, hf.model_type, "float32"), name);
+    const auto fresh =
+        io::parse_hf_config(io::hf_config_json(hf.config, hf.model_type, "float32"), name);
     EXPECT_EQ(fresh.config, hf.config) << name;
     EXPECT_EQ(fresh.architecture, hf.architecture) << name;
-    const auto kept = io::parse_hf_config(io::hf_config_json(hf.config, hf.model_type, "float32", text), name);
+    const auto kept =
+        io::parse_hf_config(io::hf_config_json(hf.config, hf.model_type, "float32", text), name);
     EXPECT_EQ(kept.config, hf.config) << name;
   }
-  auto hf = io::parse_hf_config(with(kLlamaConfig, R"({"bos_token_id":1,"eos_token_id":[2,3]})"), "c");
-  auto j = nlohmann::json::parse(io::hf_config_json(hf.config, "", "bfloat16",
-                                                    with(kLlamaConfig, R"({"bos_token_id":1,"eos_token_id":[2,3]})")));
+  auto hf =
+      io::parse_hf_config(with(kLlamaConfig, R"({"bos_token_id":1,"eos_token_id":[2,3]})"), "c");
+  auto j = nlohmann::json::parse(io::hf_config_json(
+      hf.config, "", "bfloat16", with(kLlamaConfig, R"({"bos_token_id":1,"eos_token_id":[2,3]})")));
   EXPECT_EQ(j["eos_token_id"], nlohmann::json::parse("[2,3]"));
   EXPECT_EQ(j["torch_dtype"], "bfloat16");
   EXPECT_EQ(j["architectures"][0], "LlamaForCausalLM");
@@ -493,7 +544,8 @@ TEST(HfConfig, ExportRoundTripsAndKeepsOtherKeys) {
   EXPECT_THROW(io::hf_model_type_for(hf.config, "qwen2"), std::invalid_argument);
 }
 
-// ---- weights against the independent reference ---------------------------------------------------
+// ---- weights against the independent reference
+// ---------------------------------------------------
 
 class HfReference : public ::testing::TestWithParam<std::string> {};
 
@@ -515,12 +567,14 @@ TEST_P(HfReference, ParametersLogitsAndLossMatchAtTp1) {
   EXPECT_EQ(static_cast<size_t>(report.tensors), params->tensors().size());
   for (const auto& info : params->tensors()) {
     ASSERT_NE(mine.find(info.name), nullptr) << info.name;
-    EXPECT_TRUE(torch::equal(mine[info.name].detach(), read_tensor(*params, info.name))) << info.name;
+    EXPECT_TRUE(torch::equal(mine[info.name].detach(), read_tensor(*params, info.name)))
+        << info.name;
   }
 
   auto logits = logits_of(*model, e);
   const auto err = logit_error(logits, e.logits, e.attention_mask);
-  EXPECT_TRUE(err.ok()) << GetParam() << ": max logit error " << err.error << " (scale " << err.scale << ")";
+  EXPECT_TRUE(err.ok()) << GetParam() << ": max logit error " << err.error << " (scale "
+                        << err.scale << ")";
   std::ostringstream record;
   record << std::scientific << err.error / err.scale;
   RecordProperty("max_logit_error_relative", record.str());
@@ -530,7 +584,8 @@ TEST_P(HfReference, ParametersLogitsAndLossMatchAtTp1) {
   record << std::scientific << mean - e.loss;
   RecordProperty("loss_error", record.str());
   EXPECT_NEAR(mean, e.loss, kHfRel * std::max(1.0, std::abs(e.loss))) << GetParam();
-  EXPECT_EQ(loss.tokens, (e.labels.narrow(1, 1, e.labels.size(1) - 1) != -100).sum().item<int64_t>());
+  EXPECT_EQ(loss.tokens,
+            (e.labels.narrow(1, 1, e.labels.size(1) - 1) != -100).sum().item<int64_t>());
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, HfReference, ::testing::ValuesIn(kCases));
@@ -545,7 +600,8 @@ TEST(HfReferenceCases, NonTransposedConv1DIsDetected) {
   {
     torch::NoGradGuard no_grad;
     for (auto& p : model->named_parameters()) {
-      if (p.key().find("attn.c_proj.weight") != std::string::npos) p.value().copy_(p.value().t().clone());
+      if (p.key().find("attn.c_proj.weight") != std::string::npos)
+        p.value().copy_(p.value().t().clone());
     }
   }
   const auto err = logit_error(logits_of(*model, e), e.logits, e.attention_mask);
@@ -564,7 +620,9 @@ TEST(HfReferenceCases, MetaRotaryLayoutIsDetected) {
     torch::NoGradGuard no_grad;
     for (auto& p : model->named_parameters()) {
       const auto& n = p.key();
-      if (n.find("q_proj.weight") == std::string::npos && n.find("k_proj.weight") == std::string::npos) continue;
+      if (n.find("q_proj.weight") == std::string::npos &&
+          n.find("k_proj.weight") == std::string::npos)
+        continue;
       auto w = p.value();
       auto meta = w.view({h, 2, d / 2, -1}).transpose(1, 2).reshape(w.sizes());
       w.copy_(meta.clone());
@@ -574,7 +632,8 @@ TEST(HfReferenceCases, MetaRotaryLayoutIsDetected) {
   EXPECT_GT(err.error, 100 * kHfRel * err.scale) << "rotary convention mismatch";
 }
 
-// ---- weight-loading errors -------------------------------------------------------------------------
+// ---- weight-loading errors
+// -------------------------------------------------------------------------
 
 class HfWeightErrors : public ::testing::Test {
  protected:
@@ -595,33 +654,38 @@ class HfWeightErrors : public ::testing::Test {
 
 TEST_F(HfWeightErrors, MissingTensor) {
   tensors_.erase("model.layers.1.mlp.up_proj.weight");
-  EXPECT_EQ(load_error(), dir_ + ": tensor 'model.layers.1.mlp.up_proj.weight' is missing (the model "
-                                 "config.json describes needs it)");
+  EXPECT_EQ(load_error(), dir_ +
+                              ": tensor 'model.layers.1.mlp.up_proj.weight' is missing (the model "
+                              "config.json describes needs it)");
 }
 
 TEST_F(HfWeightErrors, MissingUntiedHead) {
   tensors_.erase("lm_head.weight");
-  EXPECT_EQ(load_error(), dir_ + ": tensor 'lm_head.weight' is missing (config.json "
-                                 "tie_word_embeddings=false needs it)");
+  EXPECT_EQ(load_error(), dir_ +
+                              ": tensor 'lm_head.weight' is missing (config.json "
+                              "tie_word_embeddings=false needs it)");
 }
 
 TEST_F(HfWeightErrors, UnexpectedTensors) {
   tensors_["model.layers.0.self_attn.q_proj.bias"] = torch::zeros({32});
   tensors_["extra.weight"] = torch::zeros({2});
-  EXPECT_EQ(load_error(), dir_ + ": unexpected tensor 'extra.weight' and 1 more (not a parameter of "
-                                 "the model config.json describes)");
+  EXPECT_EQ(load_error(), dir_ +
+                              ": unexpected tensor 'extra.weight' and 1 more (not a parameter of "
+                              "the model config.json describes)");
 }
 
 TEST_F(HfWeightErrors, WrongShape) {
   tensors_["model.layers.0.mlp.down_proj.weight"] = torch::zeros({64, 32});
-  EXPECT_EQ(load_error(), dir_ + "/model.safetensors: tensor 'model.layers.0.mlp.down_proj.weight' "
-                                 "has shape [64, 32], expected [32, 64] for the sizes in config.json");
+  EXPECT_EQ(load_error(), dir_ +
+                              "/model.safetensors: tensor 'model.layers.0.mlp.down_proj.weight' "
+                              "has shape [64, 32], expected [32, 64] for the sizes in config.json");
 }
 
 TEST_F(HfWeightErrors, WrongDtype) {
   tensors_["model.norm.weight"] = torch::ones({32}, torch::kLong);
-  EXPECT_EQ(load_error(), dir_ + "/model.safetensors: tensor 'model.norm.weight' has dtype I64; "
-                                 "expected a floating dtype (F32, BF16, F16 or F64)");
+  EXPECT_EQ(load_error(), dir_ +
+                              "/model.safetensors: tensor 'model.norm.weight' has dtype I64; "
+                              "expected a floating dtype (F32, BF16, F16 or F64)");
 }
 
 TEST_F(HfWeightErrors, TiedHeadMustEqualTheEmbedding) {
@@ -631,9 +695,10 @@ TEST_F(HfWeightErrors, TiedHeadMustEqualTheEmbedding) {
   tensors_["lm_head.weight"] = tensors_["model.embed_tokens.weight"].clone();
   EXPECT_EQ(load_error(), "(no error)");  // an identical copy is only redundant
   tensors_["lm_head.weight"] = tensors_["model.embed_tokens.weight"] + 1;
-  EXPECT_EQ(load_error(), dir_ + "/model.safetensors: tensor 'lm_head.weight' differs from the "
-                                 "embedding 'model.embed_tokens.weight' although config.json ties "
-                                 "them (tie_word_embeddings); which is meant?");
+  EXPECT_EQ(load_error(), dir_ +
+                              "/model.safetensors: tensor 'lm_head.weight' differs from the "
+                              "embedding 'model.embed_tokens.weight' although config.json ties "
+                              "them (tie_word_embeddings); which is meant?");
 }
 
 TEST(HfWeightErrorsGpt2, PrefixedAndBareNamesTogether) {
@@ -644,8 +709,9 @@ TEST(HfWeightErrorsGpt2, PrefixedAndBareNamesTogether) {
   tensors["transformer.ln_f.bias"] = tensors["ln_f.bias"];
   write_model_file(dir, tensors);
   EXPECT_EQ(user_error([&] { io::load_hf_model(dir); }),
-            dir + ": tensors 'transformer.ln_f.bias' and 'ln_f.bias' are both present; they name "
-                  "the same parameter");
+            dir +
+                ": tensors 'transformer.ln_f.bias' and 'ln_f.bias' are both present; they name "
+                "the same parameter");
 }
 
 TEST(HfWeightErrorsConfig, RopeScalingFolderIsRefusedBeforeAnyWeight) {
@@ -654,12 +720,15 @@ TEST(HfWeightErrorsConfig, RopeScalingFolderIsRefusedBeforeAnyWeight) {
   auto config = nlohmann::json::parse(read_text(hf_case_dir("llama_mha_untied") + "/config.json"));
   config["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}};
   std::ofstream(dir + "/config.json") << config.dump();
-  EXPECT_EQ(user_error([&] { io::load_hf_model(dir); }),
-            dir + "/config.json: rope_scaling asks for 'llama3' RoPE scaling, which ShardTune does "
-                  "not implement (plain RoPE only); a scaled model would silently compute something else");
+  EXPECT_EQ(
+      user_error([&] { io::load_hf_model(dir); }),
+      dir +
+          "/config.json: rope_scaling asks for 'llama3' RoPE scaling, which ShardTune does "
+          "not implement (plain RoPE only); a scaled model would silently compute something else");
 }
 
-// ---- export ----------------------------------------------------------------------------------------
+// ---- export
+// ----------------------------------------------------------------------------------------
 
 class HfExport : public ::testing::TestWithParam<std::string> {};
 
@@ -684,7 +753,8 @@ TEST_P(HfExport, ExportThenImportGivesIdenticalLogitsAndTheReferenceAgrees) {
   EXPECT_TRUE(torch::equal(logits_of(*again, e), before)) << "export then import";
   EXPECT_EQ(io::read_hf_config(out).config, model->config());
   const auto logits = write_logits(out + "/shardtune_logits.safetensors", before);
-  expect_reference_check("check-hf " + out + " --batch " + src + "/expected.safetensors --logits " + logits);
+  expect_reference_check("check-hf " + out + " --batch " + src + "/expected.safetensors --logits " +
+                         logits);
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, HfExport, ::testing::ValuesIn(kCases));
@@ -697,20 +767,23 @@ TEST(HfExportDtype, Bf16ExportRoundsOnce) {
   options.dtype = "bfloat16";
   io::export_hf(*model, out, true, options);
   auto folder = st::Folder::open(out);
-  for (const auto& name : folder.names()) EXPECT_EQ(folder.find(name)->dtype, st::Dtype::kBF16) << name;
+  for (const auto& name : folder.names())
+    EXPECT_EQ(folder.find(name)->dtype, st::Dtype::kBF16) << name;
   EXPECT_EQ(io::read_hf_config(out).dtype, "bfloat16");
   auto again = io::load_hf_model(out);
   auto a = again->named_parameters();
   for (auto& p : model->named_parameters()) {
-    EXPECT_TRUE(torch::equal(a[p.key()], p.value().to(torch::kBFloat16).to(torch::kFloat))) << p.key();
+    EXPECT_TRUE(torch::equal(a[p.key()], p.value().to(torch::kBFloat16).to(torch::kFloat)))
+        << p.key();
   }
 }
 
-// ---- PEFT ------------------------------------------------------------------------------------------
+// ---- PEFT
+// ------------------------------------------------------------------------------------------
 
 namespace {
-// Gives every LoRA B (zero at initialisation) and every prefix a visible value, the same at every TP
-// size (full tensors from named streams, each rank keeps its slice).
+// Gives every LoRA B (zero at initialisation) and every prefix a visible value, the same at every
+// TP size (full tensors from named streams, each rank keeps its slice).
 void randomise_added(core::CausalLMImpl& model, double std) {
   torch::NoGradGuard no_grad;
   auto params = model.named_parameters();
@@ -725,9 +798,10 @@ void expect_peft_matches(core::CausalLMImpl& model, const std::string& case_name
                          const std::string& adapter_dir) {
   const auto src = hf_case_dir(case_name);
   const auto e = read_expected(src);
-  const auto logits = write_logits(adapter_dir + "/shardtune_logits.safetensors", logits_of(model, e));
-  expect_reference_check("check-peft --base " + src + " --adapter " + adapter_dir + " --batch " + src +
-                         "/expected.safetensors --logits " + logits);
+  const auto logits =
+      write_logits(adapter_dir + "/shardtune_logits.safetensors", logits_of(model, e));
+  expect_reference_check("check-peft --base " + src + " --adapter " + adapter_dir + " --batch " +
+                         src + "/expected.safetensors --logits " + logits);
 }
 
 nlohmann::json adapter_config(const std::string& dir) {
@@ -770,8 +844,9 @@ TEST(PeftExport, RsLoraOnAllQwen2LinearsLoadsAsPeftDoes) {
   io::export_peft_lora(*model, {lora.adapted(), 3, 5.0, true, 0.05, "Qwen/x"}, out, true);
   const auto c = adapter_config(out);
   EXPECT_EQ(c["use_rslora"], true);
-  EXPECT_EQ(c["target_modules"], nlohmann::json::parse(
-                                     R"(["down_proj","gate_proj","k_proj","o_proj","q_proj","up_proj","v_proj"])"));
+  EXPECT_EQ(c["target_modules"],
+            nlohmann::json::parse(
+                R"(["down_proj","gate_proj","k_proj","o_proj","q_proj","up_proj","v_proj"])"));
   EXPECT_EQ(c["base_model_name_or_path"], "Qwen/x");
   expect_peft_matches(*model, "qwen2_gqa_bias_f16", out);
 }
@@ -779,7 +854,8 @@ TEST(PeftExport, RsLoraOnAllQwen2LinearsLoadsAsPeftDoes) {
 TEST(PeftExport, LoraOnGpt2Conv1DLoadsAsPeftDoes) {
   hf_cases();
   auto model = io::load_hf_model(hf_case_dir("gpt2_hub"));
-  strategies::LoraStrategy lora({{"r", "2"}, {"alpha", "3"}, {"target_modules", "c_attn,attn.c_proj"}});
+  strategies::LoraStrategy lora(
+      {{"r", "2"}, {"alpha", "3"}, {"target_modules", "c_attn,attn.c_proj"}});
   lora.apply(*model);
   randomise_added(*model, 0.3);
   const auto out = hf_temp_dir("peft_lora_gpt2");
@@ -798,8 +874,10 @@ TEST(PeftExport, LoraOnGpt2Conv1DLoadsAsPeftDoes) {
 TEST(PeftExport, PrefixWithProjectionOnGqaLlamaLoadsAsPeftDoes) {
   hf_cases();
   auto model = io::load_hf_model(hf_case_dir("llama_gqa_tied_sharded_bf16"));
-  strategies::PtuningV2Strategy ptuning({{"pre_seq_len", "5"}, {"prefix_projection", "true"},
-                                         {"prefix_hidden_size", "16"}, {"init_std", "2.0"},
+  strategies::PtuningV2Strategy ptuning({{"pre_seq_len", "5"},
+                                         {"prefix_projection", "true"},
+                                         {"prefix_hidden_size", "16"},
+                                         {"init_std", "2.0"},
                                          {"dropout", "0.1"}});
   ptuning.apply(*model);
   const auto out = hf_temp_dir("peft_prefix_llama");
@@ -831,10 +909,12 @@ TEST(PeftExport, Gpt2PrefixIsRefused) {
   auto model = io::load_hf_model(hf_case_dir("gpt2_hub"));
   strategies::PtuningV2Strategy ptuning(core::StrategyOptions{{"pre_seq_len", "3"}});
   ptuning.apply(*model);
-  EXPECT_EQ(user_error([&] { io::export_peft_prefix(*model, "gpt2", hf_temp_dir("peft_gpt2_prefix"), true); }),
-            "PEFT export: a GPT-2 prefix cannot be exported for PEFT: PEFT puts the prefix in the KV "
-            "cache, which moves GPT-2's learned positions of every real token by the prefix length "
-            "and changes the model; export the P-tuning v2 checkpoint instead");
+  EXPECT_EQ(
+      user_error(
+          [&] { io::export_peft_prefix(*model, "gpt2", hf_temp_dir("peft_gpt2_prefix"), true); }),
+      "PEFT export: a GPT-2 prefix cannot be exported for PEFT: PEFT puts the prefix in the KV "
+      "cache, which moves GPT-2's learned positions of every real token by the prefix length "
+      "and changes the model; export the P-tuning v2 checkpoint instead");
 }
 
 TEST(PeftExport, MergedLoraHfExportMatchesTheAdaptedModel) {
@@ -850,7 +930,8 @@ TEST(PeftExport, MergedLoraHfExportMatchesTheAdaptedModel) {
   const auto out = hf_temp_dir("merged_lora_gpt2");
   io::export_hf(*model, out, true, {});
   const auto logits = write_logits(out + "/shardtune_logits.safetensors", adapted);
-  expect_reference_check("check-hf " + out + " --batch " + src + "/expected.safetensors --logits " + logits);
+  expect_reference_check("check-hf " + out + " --batch " + src + "/expected.safetensors --logits " +
+                         logits);
   auto again = io::load_hf_model(out);
   const auto err = logit_error(logits_of(*again, e), adapted, e.attention_mask);
   EXPECT_TRUE(err.ok()) << err.error;

@@ -26,9 +26,9 @@ using namespace shardtune::testing;
 
 namespace {
 
-const std::vector<std::string> kCases = {"gpt2_hub", "gpt2_saved_sharded",
-                                         "llama_gqa_tied_sharded_bf16", "llama_mha_untied",
-                                         "mistral_mqa", "qwen2_gqa_bias_f16"};
+const std::vector<std::string> kCases = {
+    "gpt2_hub",         "gpt2_saved_sharded", "llama_gqa_tied_sharded_bf16",
+    "llama_mha_untied", "mistral_mqa",        "qwen2_gqa_bias_f16"};
 
 struct WorldTp {
   parallel::RankGrid grid =
@@ -87,7 +87,9 @@ TEST_P(HfReferenceTp, EachRankLoadsItsSliceAndTheModelMatchesTheReference) {
     full_bytes += static_cast<uint64_t>(want.numel()) * element;
     EXPECT_TRUE(torch::equal(core::real_part(local, spec), core::slice_of(want, spec))) << name;
     if (spec.sharded() && spec.length < spec.chunk) {
-      EXPECT_EQ(local.narrow(spec.dim, spec.length, spec.chunk - spec.length).abs().max().item<float>(), 0.0f)
+      EXPECT_EQ(
+          local.narrow(spec.dim, spec.length, spec.chunk - spec.length).abs().max().item<float>(),
+          0.0f)
           << name << " padding";
     }
   }
@@ -101,7 +103,8 @@ TEST_P(HfReferenceTp, EachRankLoadsItsSliceAndTheModelMatchesTheReference) {
     return model->forward(e.input_ids, e.attention_mask);
   }();
   const auto err = logit_error(model->gather_logits(local_logits), e.logits, e.attention_mask);
-  EXPECT_TRUE(err.ok()) << GetParam() << ": max logit error " << err.error << " (scale " << err.scale << ")";
+  EXPECT_TRUE(err.ok()) << GetParam() << ": max logit error " << err.error << " (scale "
+                        << err.scale << ")";
   auto loss = core::causal_lm_loss(local_logits, e.labels, model->vocab_spec(), w.tp);
   const double mean = loss.sum.item<double>() / static_cast<double>(loss.tokens);
   EXPECT_NEAR(mean, e.loss, kHfRel * std::max(1.0, std::abs(e.loss))) << GetParam();
@@ -127,10 +130,12 @@ TEST_P(HfExportTp, GatheredExportReimportsIdenticallyAndTheReferenceAgrees) {
   w.grid.world().barrier();
 
   auto again = io::load_hf_model(out, w.tp);
-  EXPECT_TRUE(torch::equal(full_logits(*again, e), before)) << "export then import at the same layout";
+  EXPECT_TRUE(torch::equal(full_logits(*again, e), before))
+      << "export then import at the same layout";
   if (w.writer()) {
     const auto logits = write_logits(out + "/shardtune_logits.safetensors", before);
-    expect_reference_check("check-hf " + out + " --batch " + src + "/expected.safetensors --logits " + logits);
+    expect_reference_check("check-hf " + out + " --batch " + src +
+                           "/expected.safetensors --logits " + logits);
     // A one-rank import of the gathered export: the same model up to float summation order.
     auto one = io::load_hf_model(out);
     const auto err = logit_error(full_logits(*one, e), before, e.attention_mask);
@@ -171,7 +176,8 @@ TEST(PeftExportTp, LoraOnFusedGpt2AttentionGathersItsSegments) {
   WorldTp w;
   ensure_cases(w);
   auto model = io::load_hf_model(hf_case_dir("gpt2_saved_sharded"), w.tp);
-  strategies::LoraStrategy lora({{"r", "4"}, {"alpha", "6"}, {"target_modules", "c_attn,c_fc,c_proj"}});
+  strategies::LoraStrategy lora(
+      {{"r", "4"}, {"alpha", "6"}, {"target_modules", "c_attn,c_fc,c_proj"}});
   lora.apply(*model);
   randomise_lora_b(*model);
   const auto out = shared_dir(w, "peft_lora_gpt2");
@@ -208,8 +214,10 @@ TEST(PeftExportTp, PrefixWithReplicatedKvHead) {
   ensure_cases(w);
   // 1 kv head at TP=2: replicated on both ranks.
   auto model = io::load_hf_model(hf_case_dir("mistral_mqa"), w.tp);
-  strategies::PtuningV2Strategy ptuning({{"pre_seq_len", "3"}, {"prefix_projection", "true"},
-                                         {"prefix_hidden_size", "8"}, {"init_std", "2.0"}});
+  strategies::PtuningV2Strategy ptuning({{"pre_seq_len", "3"},
+                                         {"prefix_projection", "true"},
+                                         {"prefix_hidden_size", "8"},
+                                         {"init_std", "2.0"}});
   ptuning.apply(*model);
   const auto out = shared_dir(w, "peft_prefix_replicated");
   io::export_peft_prefix(*model, "x", out, w.writer());
@@ -229,8 +237,9 @@ TEST(HfErrorsTp, EveryRankReportsTheSameErrorWithoutHanging) {
     io::load_hf_model(dir, w.tp);
     ADD_FAILURE() << "no error";
   } catch (const UserError& e) {
-    EXPECT_EQ(std::string(e.what()), dir + "/model.safetensors: file is 5 bytes, too short for the "
-                                           "8-byte header length (truncated?)");
+    EXPECT_EQ(std::string(e.what()), dir +
+                                         "/model.safetensors: file is 5 bytes, too short for the "
+                                         "8-byte header length (truncated?)");
   }
   w.grid.world().barrier();
 }

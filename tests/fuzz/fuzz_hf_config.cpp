@@ -19,8 +19,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
     return 0;
   }
   for (const std::string& base : {std::string(), text}) {
-    const auto again = io::parse_hf_config(io::hf_config_json(hf.config, hf.model_type, hf.dtype, base),
-                                           "fuzz/exported.json");
+    const auto again = io::parse_hf_config(
+        io::hf_config_json(hf.config, hf.model_type, hf.dtype, base), "fuzz/exported.json");
     if (!(again.config == hf.config) || again.model_type != hf.model_type) __builtin_trap();
   }
   return 0;
