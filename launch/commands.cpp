@@ -5,6 +5,7 @@
 #include "base/env.h"
 #include "launch/cmd_export.h"
 #include "launch/cmd_generate.h"
+#include "launch/cmd_tokenize.h"
 #include "launch/signals.h"
 
 namespace shardtune::launch {
@@ -43,6 +44,8 @@ const std::vector<Command>& commands() {
        nullptr, run_export, true, false},
       {"ckpt", "  ckpt inspect FILE|DIR   show a checkpoint's step, layout, strategy and tensors\n",
        cmd_ckpt, nullptr, false, false},
+      {"tokenize", "  tokenize  --tokenizer PATH --text STRING | --decode \"ID ...\" | --info\n",
+       run_tokenize, nullptr, false, false},
   };
   return table;
 }

@@ -16,7 +16,10 @@ PACKAGES=(
   libspdlog-dev
   libsentencepiece-dev
   libpcre2-dev
+  libicu-dev              # Unicode normalization (NFC) for tokenizers
   wordnet-base            # English text for the demo and the real-task tests
+  iproute2                # ip netns for the multi-node rehearsal (tests/cluster.cmake)
+  python3-torch           # tests/reference/hf_reference.py: the independent HF-semantics reference
 )
 
 missing=()
@@ -30,6 +33,8 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+bash scripts/fetch_test_assets.sh || echo "setup: WARNING: tokenizer test assets not fetched (tests that need them will fail)" >&2
 
 BUILD_DIR=${BUILD_DIR:-build}
 JOBS=${JOBS:-2}
