@@ -315,4 +315,49 @@ std::vector<std::string> export_hf(core::CausalLMImpl& model, const std::string&
   return files;
 }
 
+// The parameter names of hf_config.h, beside the loader and exporter that use them.
+std::vector<std::string> hf_parameter_names(const core::ModelConfig& c) {
+  std::vector<std::string> names;
+  const auto layer = [](const char* prefix, int64_t i, const char* rest) {
+    return std::string(prefix) + std::to_string(i) + "." + rest;
+  };
+  if (c.family == "gpt2") {
+    names = {"transformer.wte.weight", "transformer.wpe.weight", "transformer.ln_f.weight",
+             "transformer.ln_f.bias"};
+    for (int64_t i = 0; i < c.num_layers; ++i) {
+      for (const char* m :
+           {"ln_1", "attn.c_attn", "attn.c_proj", "ln_2", "mlp.c_fc", "mlp.c_proj"}) {
+        names.push_back(layer("transformer.h.", i, m) + ".weight");
+        names.push_back(layer("transformer.h.", i, m) + ".bias");
+      }
+    }
+  } else {
+    names = {"model.embed_tokens.weight", "model.norm.weight"};
+    if (!c.tie_word_embeddings) names.push_back("lm_head.weight");
+    for (int64_t i = 0; i < c.num_layers; ++i) {
+      for (const char* m : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"}) {
+        names.push_back(layer("model.layers.", i, m) + ".weight");
+        if (c.attention_bias) names.push_back(layer("model.layers.", i, m) + ".bias");
+      }
+      for (const char* m : {"self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj",
+                            "input_layernorm", "post_attention_layernorm"}) {
+        names.push_back(layer("model.layers.", i, m) + ".weight");
+      }
+    }
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+bool is_conv1d_weight(const core::ModelConfig& c, const std::string& name) {
+  if (c.family != "gpt2") return false;
+  for (const char* suffix :
+       {".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight", ".mlp.c_proj.weight"}) {
+    const std::string s(suffix);
+    if (name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0)
+      return true;
+  }
+  return false;
+}
+
 }  // namespace shardtune::io
