@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "io/jsonl.h"
+#include "io/preprocess.h"
 #include "io/token_dataset.h"
 #include "mpi_test_main.h"
 #include "parallel/errors.h"
@@ -255,4 +257,92 @@ TEST_F(DamagedFiles, EachIsRefusedWithItsReason) {
             path_ + ": not an HDF5 file (a token dataset is written by shardtune preprocess)");
   fs::remove(path_);
   EXPECT_EQ(read_error(), path_ + ": token dataset not found");
+}
+
+// ---- preprocess: byte ranges over the ranks, documents in line order --------------------------------
+
+namespace {
+
+// A stand-in for the training pipeline's encoder: text as bytes with every label set, pre-tokenized
+// records as given.
+core::Example encode_for_test(const io::JsonlRecord& r, const std::string& where) {
+  core::Example e;
+  if (r.form == io::JsonlForm::kTokens) {
+    e.tokens = r.input_ids;
+    e.labels = r.labels.empty() ? r.input_ids : r.labels;
+    for (int64_t id : e.tokens) {
+      if (id >= 259) throw UserError(where + ": input_ids: id " + std::to_string(id) + " is too big");
+    }
+    return e;
+  }
+  for (unsigned char c : r.text) {
+    e.tokens.push_back(c);
+    e.labels.push_back(c);
+  }
+  return e;
+}
+
+std::string jsonl_lines(int n) {
+  std::string s;
+  for (int i = 0; i < n; ++i) {
+    if (i % 4 == 3) {
+      s += "{\"input_ids\": [" + std::to_string(i) + ", 7], \"labels\": [-100, 7]}\n";
+    } else {
+      s += "{\"text\": \"line " + std::to_string(i) + std::string(static_cast<size_t>(i % 5), 'x') +
+           "\"}\n";
+    }
+    if (i % 6 == 0) s += "\n";  // blank lines are skipped
+  }
+  return s;
+}
+
+}  // namespace
+
+TEST(PreprocessMpi, DocumentsFollowTheLinesWhateverTheRankCount) {
+  const std::string dir = shared_dir("preprocess");
+  const std::string input = dir + "/in.jsonl";
+  const std::string content = jsonl_lines(37);
+  if (world().rank() == 0) std::ofstream(input, std::ios::binary) << content;
+  world().barrier();
+  io::TokenDatasetInfo info = vocab(259);
+  info.tokenizer = "test";
+  const io::PreprocessStats stats =
+      io::preprocess_jsonl(input, dir + "/out.h5", info, encode_for_test, world());
+  // The serial reading of the same file.
+  std::vector<core::Example> want;
+  for (const auto& r : io::read_jsonl_records(input)) want.push_back(encode_for_test(r, "x"));
+  const io::TokenDataset got = io::read_token_dataset(dir + "/out.h5");
+  ASSERT_EQ(got.documents.size(), want.size());
+  int64_t trained = 0;
+  for (size_t d = 0; d < want.size(); ++d) {
+    EXPECT_EQ(got.documents[d].tokens, want[d].tokens) << d;
+    EXPECT_EQ(got.documents[d].labels, want[d].labels) << d;
+    for (int64_t l : want[d].labels) trained += l != core::kIgnoreIndex;
+  }
+  EXPECT_EQ(stats.trained_tokens, trained);
+  EXPECT_EQ(stats.info.documents, 37);
+  EXPECT_EQ(got.info.source, input);
+}
+
+TEST(PreprocessMpi, TheFirstBadLineIsReportedOnEveryRank) {
+  const std::string dir = shared_dir("preprocess-bad");
+  const std::string input = dir + "/in.jsonl";
+  std::string content = jsonl_lines(30);
+  content += "{\"input_ids\": [1, 300]}\n";  // line 36 (30 records + 5 blank lines before it)
+  content += jsonl_lines(10);
+  content += "{\"text\": 5}\n";
+  if (world().rank() == 0) std::ofstream(input, std::ios::binary) << content;
+  world().barrier();
+  const std::string msg = error_of([&] {
+    io::preprocess_jsonl(input, dir + "/out.h5", vocab(259), encode_for_test, world());
+  });
+  EXPECT_EQ(msg, input + ":36: input_ids: id 300 is too big");
+  EXPECT_FALSE(fs::exists(dir + "/out.h5"));
+  const std::string blank = dir + "/blank.jsonl";
+  if (world().rank() == 0) std::ofstream(blank) << "\n\n";
+  world().barrier();
+  EXPECT_EQ(error_of([&] {
+              io::preprocess_jsonl(blank, dir + "/out.h5", vocab(259), encode_for_test, world());
+            }),
+            blank + ": no records");
 }
