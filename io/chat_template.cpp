@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "io/tokenizers/text_tokenizer.h"
-#include "parallel/errors.h"
+#include "base/errors.h"
 
 namespace shardtune::io {
 namespace {
@@ -51,17 +51,17 @@ bool python_space(char32_t c) {
          c == 0x202F || c == 0x205F || c == 0x3000;
 }
 
-std::vector<int64_t> encode_text(const Tokenizer& tokenizer, const std::string& text) {
+std::vector<int64_t> encode_text(const core::Tokenizer& tokenizer, const std::string& text) {
   return encode_plain(tokenizer, text);
 }
 
-const tokenizers::TextTokenizer* as_text_tokenizer(const Tokenizer& tokenizer) {
+const tokenizers::TextTokenizer* as_text_tokenizer(const core::Tokenizer& tokenizer) {
   return dynamic_cast<const tokenizers::TextTokenizer*>(&tokenizer);
 }
 
 }  // namespace
 
-std::vector<int64_t> encode_plain(const Tokenizer& tokenizer, const std::string& text) {
+std::vector<int64_t> encode_plain(const core::Tokenizer& tokenizer, const std::string& text) {
   if (const auto* t = as_text_tokenizer(tokenizer)) {
     tokenizers::EncodeOptions options;
     options.parse_special = false;
@@ -109,7 +109,7 @@ const char* chat_template_name(ChatTemplateKind kind) {
   return "?";
 }
 
-ChatTemplate::ChatTemplate(ChatTemplateKind kind, const Tokenizer& tokenizer)
+ChatTemplate::ChatTemplate(ChatTemplateKind kind, const core::Tokenizer& tokenizer)
     : kind_(kind), tokenizer_(tokenizer) {
   require(kind != ChatTemplateKind::kNone, "ChatTemplate: kind none has no template");
   const std::string name = chat_template_name(kind);

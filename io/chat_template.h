@@ -28,7 +28,7 @@
 #include <vector>
 
 #include "core/example.h"
-#include "io/tokenizer.h"
+#include "core/tokenizer.h"
 
 namespace shardtune::io {
 
@@ -63,7 +63,7 @@ class ChatTemplate {
   // `kind` must not be kNone. Looks up the special tokens the template needs in `tokenizer`
   // (which must outlive this); UserError "[data] chat_template = chatml needs the token
   // <|im_start|>, which the tokenizer (IDENTITY) does not have".
-  ChatTemplate(ChatTemplateKind kind, const Tokenizer& tokenizer);
+  ChatTemplate(ChatTemplateKind kind, const core::Tokenizer& tokenizer);
 
   ChatTemplateKind kind() const { return kind_; }
 
@@ -87,7 +87,7 @@ class ChatTemplate {
   ChatPiece special(int64_t id, bool trained) const;
 
   ChatTemplateKind kind_;
-  const Tokenizer& tokenizer_;
+  const core::Tokenizer& tokenizer_;
   // Special tokens by role in this template (-1 when the template does not use them or the
   // tokenizer has no BOS).
   int64_t bos_ = -1, eos_ = -1;
@@ -97,6 +97,6 @@ class ChatTemplate {
 
 // Encodes text with the tokenizer's special-token parsing off when it has that option (file
 // tokenizers); the byte tokenizer has no special-token text to parse.
-std::vector<int64_t> encode_plain(const Tokenizer& tokenizer, const std::string& text);
+std::vector<int64_t> encode_plain(const core::Tokenizer& tokenizer, const std::string& text);
 
 }  // namespace shardtune::io

@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "parallel/errors.h"
+#include "base/errors.h"
 
 namespace shardtune::io {
 

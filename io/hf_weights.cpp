@@ -9,7 +9,7 @@
 
 #include "core/shard.h"
 #include "io/hf_config.h"
-#include "parallel/errors.h"
+#include "base/errors.h"
 
 namespace shardtune::io {
 

@@ -11,7 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "parallel/errors.h"
+#include "base/errors.h"
 
 namespace shardtune::io {
 namespace {

@@ -12,7 +12,7 @@
 #include "core/shard.h"
 #include "io/hf_weights.h"
 #include "io/safetensors.h"
-#include "parallel/errors.h"
+#include "base/errors.h"
 
 namespace shardtune::io {
 

@@ -10,7 +10,7 @@
 #include "core/shard.h"
 #include "io/safetensors.h"
 #include "io/tokenizers/json_util.h"
-#include "parallel/errors.h"
+#include "base/errors.h"
 
 namespace shardtune::io {
 

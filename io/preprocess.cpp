@@ -6,7 +6,7 @@
 
 #include <algorithm>
 
-#include "parallel/errors.h"
+#include "base/errors.h"
 
 namespace shardtune::io {
 namespace {

@@ -16,7 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "parallel/errors.h"
+#include "base/errors.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
               "safetensors data is little-endian; this reader copies it as is");

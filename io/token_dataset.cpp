@@ -10,7 +10,7 @@
 #include <cstring>
 #include <filesystem>
 
-#include "parallel/errors.h"
+#include "base/errors.h"
 #include "parallel/mpi_communicator.h"
 
 namespace shardtune::io {

@@ -15,6 +15,7 @@ shardtune_add_records_test(test_data_records test_data_records.cpp)
 shardtune_add_records_test(test_data_chat_reference test_data_chat_reference.cpp)
 
 # Token datasets: the collective write at 1, 2 and 3 ranks; damaged files edited with HDF5's API.
-shardtune_add_mpi_suite(test_data_token_dataset NP 1 2 3 SOURCES test_data_token_dataset.cpp)
+shardtune_add_mpi_suite(test_data_token_dataset NP 1 2 3 SOURCES test_data_token_dataset.cpp
+                        LIBS shardtune_io)
 target_include_directories(test_data_token_dataset SYSTEM PRIVATE ${HDF5_INCLUDE_DIRS})
 target_link_libraries(test_data_token_dataset PRIVATE ${HDF5_C_LIBRARIES})

@@ -13,13 +13,14 @@ set_tests_properties(hf_reference_generate PROPERTIES FIXTURES_SETUP hf_referenc
 
 # As shardtune_add_test, with the fixture on every discovered test.
 add_executable(test_hf test_hf.cpp)
-target_link_libraries(test_hf PRIVATE ${SHARDTUNE_TEST_LIBS})
+target_link_libraries(test_hf PRIVATE ${SHARDTUNE_TEST_LIBS} shardtune_strategies)
 shardtune_use_torch(test_hf)
 target_compile_definitions(test_hf PRIVATE SHARDTUNE_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
   SHARDTUNE_BINARY_DIR="${PROJECT_BINARY_DIR}" SHARDTUNE_PYTHON="${SHARDTUNE_PYTHON}")
 gtest_discover_tests(test_hf DISCOVERY_TIMEOUT 60
                      PROPERTIES LABELS unit TIMEOUT 600 FIXTURES_REQUIRED hf_reference)
 
-shardtune_add_mpi_suite(test_hf_mpi NP 2 SOURCES test_hf_mpi.cpp)
+shardtune_add_mpi_suite(test_hf_mpi NP 2 SOURCES test_hf_mpi.cpp
+                        LIBS shardtune_launch shardtune_strategies)
 target_compile_definitions(test_hf_mpi PRIVATE SHARDTUNE_PYTHON="${SHARDTUNE_PYTHON}")
 set_tests_properties(test_hf_mpi_np2 PROPERTIES FIXTURES_REQUIRED hf_reference)

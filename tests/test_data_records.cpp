@@ -14,7 +14,7 @@
 #include "io/augment_clause.h"
 #include "io/chat_template.h"
 #include "io/jsonl.h"
-#include "parallel/errors.h"
+#include "base/errors.h"
 
 namespace shardtune::io {
 namespace {

@@ -12,7 +12,7 @@
 #include "io/preprocess.h"
 #include "io/token_dataset.h"
 #include "mpi_test_main.h"
-#include "parallel/errors.h"
+#include "base/errors.h"
 #include "parallel/local_communicator.h"
 #include "parallel/mpi_communicator.h"
 

@@ -15,7 +15,7 @@
 #include "io/hf_weights.h"
 #include "io/peft_export.h"
 #include "mpi_test_main.h"
-#include "parallel/errors.h"
+#include "base/errors.h"
 #include "parallel/mpi_communicator.h"
 #include "parallel/rank_grid.h"
 #include "strategies/lora.h"

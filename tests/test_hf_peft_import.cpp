@@ -14,7 +14,7 @@
 #include "io/hf_weights.h"
 #include "io/peft_export.h"
 #include "io/peft_import.h"
-#include "parallel/errors.h"
+#include "base/errors.h"
 #include "strategies/lora.h"
 #include "strategies/ptuning_v2.h"
 

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "io/hf_config.h"
-#include "parallel/errors.h"
+#include "base/errors.h"
 
 using namespace shardtune;
 

@@ -10,7 +10,7 @@
 #include "io/augment_clause.h"
 #include "io/chat_template.h"
 #include "io/jsonl.h"
-#include "parallel/errors.h"
+#include "base/errors.h"
 
 using namespace shardtune;
 

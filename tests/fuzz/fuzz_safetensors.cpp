@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "io/safetensors.h"
-#include "parallel/errors.h"
+#include "base/errors.h"
 
 namespace st = shardtune::io::safetensors;
 
