@@ -347,7 +347,7 @@ TEST(ClauseReorder, PermutesClausesKeepsJointsAndIsDeterministic) {
 
 // Bytes are ids 0..255, then BOS 256 (or none), EOS 257, pad 258: the byte tokenizer's layout,
 // without its library (this binary links no LibTorch).
-class BytesTokenizer final : public Tokenizer {
+class BytesTokenizer final : public core::Tokenizer {
  public:
   explicit BytesTokenizer(bool with_bos) : bos_(with_bos ? 256 : -1) {}
   std::vector<int64_t> encode(std::string_view text) const override {

@@ -17,7 +17,7 @@ using namespace shardtune;
 namespace {
 
 // Ids 0..255 are bytes, then BOS, EOS, pad (the byte tokenizer's layout).
-class Bytes final : public io::Tokenizer {
+class Bytes final : public core::Tokenizer {
  public:
   std::vector<int64_t> encode(std::string_view text) const override {
     return std::vector<int64_t>(text.begin(), text.end());
