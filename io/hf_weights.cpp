@@ -4,12 +4,16 @@
 #include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <cstdio>
+#include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
 
+#include "base/errors.h"
+#include "base/hash.h"
 #include "core/shard.h"
 #include "io/hf_config.h"
-#include "base/errors.h"
 
 namespace shardtune::io {
 
@@ -225,6 +229,47 @@ HfLoadReport load_hf_weights(core::CausalLMImpl& model, const st::Folder& folder
                     " (not a parameter of the model config.json describes)");
   }
   return report;
+}
+
+std::string hf_folder_digest(const std::string& dir) {
+  const auto folder = st::Folder::open(dir);
+  std::vector<std::string> paths = {(fs::path(dir) / "config.json").string()};
+  const auto index = fs::path(dir) / "model.safetensors.index.json";
+  if (fs::exists(index)) paths.push_back(index.string());
+  for (const auto& f : folder.files()) paths.push_back(f->path());
+  // Identity of the files as they are now: the same key gives the remembered digest.
+  std::string key = fs::absolute(dir).lexically_normal().string();
+  std::error_code ec;
+  for (const auto& p : paths) {
+    const auto size = fs::file_size(p, ec);
+    require(!ec, dir + ": cannot read " + p);
+    const auto time = fs::last_write_time(p, ec).time_since_epoch().count();
+    key += "|" + p + ":" + std::to_string(size) + ":" + std::to_string(time);
+  }
+  static std::mutex mutex;
+  static std::map<std::string, std::string> remembered;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (auto it = remembered.find(key); it != remembered.end()) return it->second;
+  uint64_t h = base::kShardTuneFnvBasis;
+  std::vector<char> buffer(8u << 20);
+  for (const auto& p : paths) {
+    std::ifstream in(p, std::ios::binary);
+    require(static_cast<bool>(in), dir + ": cannot read " + p);
+    const std::string name = fs::path(p).filename().string();
+    h = base::fnv1a64(name, h);
+    while (in) {
+      in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+      const auto n = static_cast<size_t>(in.gcount());
+      if (n == 0) break;
+      const uint64_t chunk = base::fnv1a64x4(buffer.data(), n);
+      h = base::fnv1a64(&chunk, sizeof chunk, h);
+    }
+    require(in.eof(), dir + ": read error in " + p);
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  remembered[key] = hex;
+  return hex;
 }
 
 std::shared_ptr<core::CausalLMImpl> load_hf_model(const std::string& dir, parallel::TpGroup tp,

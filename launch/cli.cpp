@@ -73,9 +73,13 @@ class Run {
       return rc;
     }
     announce();
-    if (command_.needs_checkpoint && config_.checkpoint.init_from.empty()) {
+    // A Hugging Face folder is a trained model too: it serves when no checkpoint is named.
+    if (command_.needs_checkpoint && config_.checkpoint.init_from.empty() &&
+        config_.model_source.from_hf.empty()) {
       if (mpi_->rank() == 0) {
-        std::fprintf(stderr, "shardtune: error: %s needs [checkpoint] init_from=FILE|DIR\n",
+        std::fprintf(stderr,
+                     "shardtune: error: %s needs [checkpoint] init_from=FILE|DIR (or [model] "
+                     "from_hf=DIR)\n",
                      command_.name);
       }
       return kUserErrorExitCode;

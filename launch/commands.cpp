@@ -24,7 +24,7 @@ void run_eval(RunContext& c) {
 
 void run_generate(RunContext& c) { print_generations(c.trainer, c.root); }
 
-void run_export(RunContext& c) { export_merged(c.trainer, c.grid); }
+void run_export(RunContext& c) { run_export_command(c.trainer, c.grid); }
 
 }  // namespace
 
@@ -39,8 +39,9 @@ const std::vector<Command>& commands() {
        "  generate  sample text from a checkpoint ([generate] prompt=..., from_eval=N)\n",
        nullptr, run_generate, true, false},
       {"export",
-       "  export    merge a run's strategy into the base weights and write the plain model to\n"
-       "            <[train] out_dir>/export ([checkpoint] init_from=the run's checkpoint)\n",
+       "  export    a run's model ([checkpoint] init_from=the run's checkpoint) as --format hdf5\n"
+       "            (strategy merged, default), hf (Hugging Face folder) or peft (lora/ptuning-v2\n"
+       "            adapter), into --out DIR (default <[train] out_dir>/export), --dtype fp32|bf16|fp16\n",
        nullptr, run_export, true, false},
       {"ckpt", "  ckpt inspect FILE|DIR   show a checkpoint's step, layout, strategy and tensors\n",
        cmd_ckpt, nullptr, false, false},
