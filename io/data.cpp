@@ -45,8 +45,9 @@ void DataOptions::validate() const {
           "[data] source='" + source + "' is unknown (known: jsonl, wordnet, synthetic)");
   require(source != "jsonl" || !train_file.empty(),
           "[data] train_file is required when source=jsonl");
-  require(wordnet_task == "glosses" || wordnet_task == "define",
-          "[data] wordnet_task='" + wordnet_task + "' is unknown (known: glosses, define)");
+  require(wordnet_task == "glosses" || wordnet_task == "define" || wordnet_task == "lexname",
+          "[data] wordnet_task='" + wordnet_task +
+              "' is unknown (known: glosses, define, lexname)");
   require(wordnet_eval_percent >= 0 && wordnet_eval_percent < 100,
           "[data] wordnet_eval_percent must be in [0, 100)");
   parse_chat_template(chat_template, "[data] chat_template");
@@ -73,7 +74,9 @@ DataSets load_datasets(const DataOptions& d, int64_t seq_len, const core::Tokeni
     synsets = read_wordnet(d.wordnet_dir);
   }
   if (d.source == "wordnet") {
-    const auto task = d.wordnet_task == "define" ? WordNetTask::kDefine : WordNetTask::kGlosses;
+    const auto task = d.wordnet_task == "define"    ? WordNetTask::kDefine
+                      : d.wordnet_task == "lexname" ? WordNetTask::kLexname
+                                                    : WordNetTask::kGlosses;
     train_records = wordnet_records(synsets, task, Split::kTrain, d.wordnet_eval_percent);
     sets.eval_records = wordnet_records(synsets, task, Split::kEval, d.wordnet_eval_percent);
   }

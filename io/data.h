@@ -54,7 +54,8 @@ struct DataOptions : base::FieldList<DataOptions> {
     v("max_eval_samples", c.max_eval_samples, "evaluate on at most this many held-out samples");
     v("wordnet_dir", c.wordnet_dir, "WordNet database directory (Debian wordnet-base)");
     v("wordnet_task", c.wordnet_task,
-      "glosses (language modelling) | define (\"define: WORD\" -> gloss)");
+      "glosses (language modelling) | define (\"define: WORD\" -> gloss) | lexname (gloss -> "
+      "lexicographer category, e.g. noun.animal: a 45-way classification)");
     v("wordnet_eval_percent", c.wordnet_eval_percent, "percent of synsets held out for evaluation");
     v("synthetic_samples", c.synthetic_samples,
       "number of random-token samples for source=synthetic");

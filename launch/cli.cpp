@@ -14,6 +14,7 @@
 #include "base/errors.h"
 #include "launch/agree.h"
 #include "launch/bootstrap.h"
+#include "launch/cli_reference.h"
 #include "launch/commands.h"
 #include "launch/config.h"
 #include "launch/signals.h"
@@ -150,6 +151,11 @@ int run_cli(int argc, char** argv, const TestHooks& hooks) {
       !std::strcmp(argv[1], "help")) {
     std::fputs(usage().c_str(), argc < 2 ? stderr : stdout);
     return argc < 2 ? kUserErrorExitCode : 0;
+  }
+  // Hidden: docs/cli.md is this output (tests/docs.cmake checks that it is current).
+  if (!std::strcmp(argv[1], "--help-markdown")) {
+    std::fputs(cli_reference_markdown().c_str(), stdout);
+    return 0;
   }
   const Command* command = find_command(argv[1]);
   if (!command) {

@@ -5,6 +5,7 @@
 #include "base/env.h"
 #include "launch/cmd_export.h"
 #include "launch/cmd_generate.h"
+#include "launch/cmd_score.h"
 #include "launch/cmd_tokenize.h"
 #include "launch/signals.h"
 
@@ -35,6 +36,10 @@ const std::vector<Command>& commands() {
       {"eval",
        "  eval      held-out loss and perplexity of a checkpoint ([checkpoint] init_from)\n",
        nullptr, run_eval, true, false},
+      {"score",
+       "  score     held-out loss, exact-match label accuracy and the majority-class baseline of\n"
+       "            a checkpoint ([checkpoint] init_from) on a supervised task\n",
+       nullptr, score, true, false},
       {"generate",
        "  generate  sample text from a checkpoint ([generate] prompt=..., from_eval=N)\n",
        nullptr, run_generate, true, false},
