@@ -8,7 +8,8 @@
 #                               io, core, parallel, base), what a program that embeds ShardTune
 #                               links
 #       ShardTune::<layer>      the finer targets: base, parallel, core, core_headers, strategies,
-#                               io, tokenizers, bootstrap, launch (same edges as in the build)
+#                               records, io, tokenizers, bootstrap, launch (same edges as in the
+#                               build)
 # examples/custom_strategy/ is a program built against it; tests/install.cmake runs it.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
@@ -25,7 +26,8 @@ add_library(ShardTune::shardtune ALIAS shardtune_all)
 set_target_properties(shardtune_all PROPERTIES EXPORT_NAME shardtune)
 
 set(_shardtune_libraries shardtune_base shardtune_parallel shardtune_core shardtune_core_headers
-    shardtune_strategies shardtune_io shardtune_tokenizers shardtune_bootstrap shardtune_launch)
+    shardtune_strategies shardtune_records shardtune_io shardtune_tokenizers shardtune_bootstrap
+    shardtune_launch)
 foreach(_lib ${_shardtune_libraries})
   string(REPLACE "shardtune_" "" _export_name ${_lib})
   set_target_properties(${_lib} PROPERTIES EXPORT_NAME ${_export_name})
