@@ -158,7 +158,7 @@ TEST_F(Jsonl, MissingKeysNamesFileAndLine) {
 
 TEST_F(Jsonl, WrongTypeNamesKey) {
   std::string path = write("a.jsonl", "{\"text\": 5}\n");
-  expect_user_error([&] { io::read_jsonl(path); }, path + ":1: text: expected a string, got number");
+  expect_user_error([&] { io::read_jsonl(path); }, path + ":1: text: expected a string, got integer");
   path = write("b.jsonl", "{\"text\": \"x\"}\n{\"prompt\": \"p\", \"response\": null}\n");
   expect_user_error([&] { io::read_jsonl(path); }, path + ":2: response: expected a string, got null");
   path = write("c.jsonl", "{\"instruction\": \"i\", \"input\": [1], \"output\": \"o\"}\n");
