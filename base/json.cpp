@@ -1,6 +1,6 @@
 // The callback sees each key before nlohmann inserts it, so a repeat is caught where the file has
-// it; returning false drops the value and parsing goes on, so `problem` turns the drop into an
-// error.
+// it; returning false drops the value and parsing goes on, so `problem` is what turns the drop into
+// an error.
 #include "base/json.h"
 
 #include <unordered_set>
@@ -13,18 +13,18 @@ namespace shardtune::base {
 
 using nlohmann::json;
 
-json parse_json_strict(std::string_view text, const std::string& source) {
+json parse_json_checked(std::string_view text, int max_depth, JsonProblem& problem) {
+  problem = {};
   std::vector<std::unordered_set<std::string>> keys;  // one set per open object
-  std::string problem;
   auto callback = [&](int depth, json::parse_event_t event, json& parsed) -> bool {
-    if (!problem.empty()) return false;
+    if (problem.kind != JsonProblem::kNone) return false;
     switch (event) {
       case json::parse_event_t::object_start:
         keys.emplace_back();
         [[fallthrough]];
       case json::parse_event_t::array_start:
-        if (depth >= kMaxJsonDepth) {
-          problem = "nesting deeper than " + std::to_string(kMaxJsonDepth) + " levels";
+        if (depth >= max_depth) {
+          problem.kind = JsonProblem::kTooDeep;
           return false;
         }
         break;
@@ -33,8 +33,7 @@ json parse_json_strict(std::string_view text, const std::string& source) {
         break;
       case json::parse_event_t::key:
         if (!keys.empty() && !keys.back().insert(parsed.get<std::string>()).second) {
-          problem = "the key \"" + printable(parsed.get<std::string>()) +
-                    "\" appears twice in one object";
+          problem = {JsonProblem::kDuplicateKey, parsed.get<std::string>()};
           return false;
         }
         break;
@@ -48,9 +47,27 @@ json parse_json_strict(std::string_view text, const std::string& source) {
     j = json::parse(text.begin(), text.end(), callback, /*allow_exceptions=*/true,
                     /*ignore_comments=*/false);
   } catch (const json::exception& e) {
-    if (problem.empty()) throw UserError(source + ": not valid JSON: " + printable(e.what(), 200));
+    // A problem found first (which made the callback drop values) is the one to report.
+    if (problem.kind == JsonProblem::kNone) problem = {JsonProblem::kSyntax, e.what()};
   }
-  if (!problem.empty()) throw UserError(source + ": " + problem);
+  return j;
+}
+
+json parse_json_strict(std::string_view text, const std::string& source) {
+  JsonProblem problem;
+  json j = parse_json_checked(text, kMaxJsonDepth, problem);
+  switch (problem.kind) {
+    case JsonProblem::kSyntax:
+      throw UserError(source + ": not valid JSON: " + printable(problem.detail, 200));
+    case JsonProblem::kTooDeep:
+      throw UserError(source + ": nesting deeper than " + std::to_string(kMaxJsonDepth) +
+                      " levels");
+    case JsonProblem::kDuplicateKey:
+      throw UserError(source + ": the key \"" + printable(problem.detail) +
+                      "\" appears twice in one object");
+    case JsonProblem::kNone:
+      break;
+  }
   return j;
 }
 

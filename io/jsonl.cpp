@@ -7,11 +7,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
 #include "base/errors.h"
+#include "base/json.h"
 
 namespace shardtune::io {
 namespace {
@@ -33,45 +33,19 @@ std::string clean_parse_error(const std::string& what) {
 }
 
 json parse_strict(std::string_view line, const std::string& where) {
-  std::vector<std::unordered_set<std::string>> keys;
-  std::string problem;
-  // The callback runs before nlohmann inserts a key or descends, so the first offence is the one
-  // reported; returning false afterwards makes nlohmann drop values, which `problem` turns into
-  // an error below.
-  auto callback = [&](int depth, json::parse_event_t event, json& parsed) -> bool {
-    if (!problem.empty()) return false;
-    switch (event) {
-      case json::parse_event_t::object_start:
-        keys.emplace_back();
-        [[fallthrough]];
-      case json::parse_event_t::array_start:
-        if (depth >= kMaxJsonlDepth) {
-          problem = "JSON nested deeper than " + std::to_string(kMaxJsonlDepth) + " levels";
-          return false;
-        }
-        break;
-      case json::parse_event_t::object_end:
-        if (!keys.empty()) keys.pop_back();
-        break;
-      case json::parse_event_t::key:
-        if (!keys.empty() && !keys.back().insert(parsed.get<std::string>()).second) {
-          problem = "the key \"" + parsed.get<std::string>() + "\" appears twice in one object";
-          return false;
-        }
-        break;
-      default:
-        break;
-    }
-    return true;
-  };
-  json j;
-  try {
-    j = json::parse(line.begin(), line.end(), callback, /*allow_exceptions=*/true,
-                    /*ignore_comments=*/false);
-  } catch (const json::exception& e) {
-    if (problem.empty()) throw UserError(where + ": invalid JSON: " + clean_parse_error(e.what()));
+  base::JsonProblem problem;
+  json j = base::parse_json_checked(line, kMaxJsonlDepth, problem);
+  switch (problem.kind) {
+    case base::JsonProblem::kSyntax:
+      throw UserError(where + ": invalid JSON: " + clean_parse_error(problem.detail));
+    case base::JsonProblem::kTooDeep:
+      throw UserError(where + ": JSON nested deeper than " + std::to_string(kMaxJsonlDepth) +
+                      " levels");
+    case base::JsonProblem::kDuplicateKey:
+      throw UserError(where + ": the key \"" + problem.detail + "\" appears twice in one object");
+    case base::JsonProblem::kNone:
+      break;
   }
-  if (!problem.empty()) throw UserError(where + ": " + problem);
   return j;
 }
 
