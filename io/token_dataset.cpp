@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include "base/errors.h"
+#include "io/checkpoint/hdf5.h"
 #include "parallel/mpi_communicator.h"
 
 namespace shardtune::io {
@@ -23,42 +24,11 @@ struct QuietHdf5 {
   QuietHdf5() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
 };
 
-class Handle {
- public:
-  Handle(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
-  ~Handle() { reset(); }
-  Handle(const Handle&) = delete;
-  Handle& operator=(const Handle&) = delete;
-  Handle(Handle&& o) noexcept : id_(o.id_), close_(o.close_) { o.id_ = -1; }
-  hid_t get() const { return id_; }
-  bool ok() const { return id_ >= 0; }
-  bool reset() {
-    bool good = true;
-    if (id_ >= 0) good = close_(id_) >= 0;
-    id_ = -1;
-    return good;
-  }
-
- private:
-  hid_t id_;
-  herr_t (*close_)(hid_t);
-};
-
-bool write_string_attr(hid_t obj, const char* name, const std::string& value) {
-  Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
-  if (!type.ok() || H5Tset_size(type.get(), std::max<size_t>(value.size(), 1)) < 0) return false;
-  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
-  Handle attr(H5Acreate2(obj, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  const std::string padded = value.empty() ? std::string(1, '\0') : value;
-  return attr.ok() && H5Awrite(attr.get(), type.get(), padded.data()) >= 0;
-}
-
-bool write_int_attr(hid_t obj, const char* name, int64_t value) {
-  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
-  Handle attr(H5Acreate2(obj, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT),
-              H5Aclose);
-  return attr.ok() && H5Awrite(attr.get(), H5T_NATIVE_INT64, &value) >= 0;
-}
+// Handles and attribute writers are the checkpoint package's (io/checkpoint/hdf5.h); the readers
+// below are stricter than its readers (scalar, class and size checked before reading).
+using h5::Handle;
+using h5::write_int_attr;
+using h5::write_string_attr;
 
 // Attributes of an untrusted file: present, scalar, of the expected class, and bounded.
 std::string read_string_attr(hid_t obj, const char* name, const std::string& where) {
