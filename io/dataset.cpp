@@ -76,7 +76,8 @@ Record parse_record(const std::string& line, const std::string& where) {
   json object;
   try {
     object = json::parse(line);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // parse_error, and out_of_range for a number that overflows a double (1e999).
     throw UserError(where + ": invalid JSON: " + clean_parse_error(e.what()));
   }
   if (!object.is_object()) {
@@ -123,18 +124,49 @@ Record parse_record(const std::string& line, const std::string& where) {
 
 }  // namespace
 
+namespace {
+// Reads one line (without its '\n') into `line`; false at the end of the input. A line longer
+// than kMaxJsonlLineBytes sets `too_long` and stops there, before it is held in memory.
+bool read_bounded_line(std::istream& in, std::string& line, bool& too_long) {
+  line.clear();
+  std::streambuf* buf = in.rdbuf();
+  for (;;) {
+    const int c = buf->sbumpc();
+    if (c == std::char_traits<char>::eof()) {
+      in.setstate(std::ios::eofbit);
+      return !line.empty();
+    }
+    if (c == '\n') return true;
+    if (line.size() >= kMaxJsonlLineBytes) {
+      too_long = true;
+      return true;
+    }
+    line.push_back(static_cast<char>(c));
+  }
+}
+}  // namespace
+
 std::vector<Record> read_jsonl(const std::string& path) {
-  // An ifstream "opens" a directory on Linux and then reads nothing, which would surface as the
-  // misleading "no records"; check for it up front.
+  // An ifstream "opens" a directory on Linux and then reads nothing (the misleading "no
+  // records"), and opening a FIFO blocks until a writer comes: only a regular file is read.
   std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) throw UserError(path + ": cannot open (a directory)");
+  const auto status = std::filesystem::status(path, ec);
+  if (std::filesystem::is_directory(status)) throw UserError(path + ": cannot open (a directory)");
+  if (std::filesystem::exists(status) && !std::filesystem::is_regular_file(status)) {
+    throw UserError(path + ": not a regular file (a FIFO, socket or device is not read)");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw UserError(path + ": cannot open");
   std::vector<Record> records;
   std::string line;
   int64_t line_no = 0;
-  while (std::getline(in, line)) {
+  bool too_long = false;
+  while (read_bounded_line(in, line, too_long)) {
     ++line_no;
+    if (too_long) {
+      throw UserError(path + ":" + std::to_string(line_no) + ": line longer than " +
+                      std::to_string(kMaxJsonlLineBytes >> 20) + " MiB (one record per line)");
+    }
     if (is_blank(line)) continue;
     records.push_back(parse_record(line, path + ":" + std::to_string(line_no)));
   }

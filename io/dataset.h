@@ -1,6 +1,7 @@
 // Datasets: text records from JSONL or WordNet, and their tokenized form.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -35,8 +36,10 @@ struct Record {
 //        -> Record{instruction + ("\n" + input if non-empty) + "\n", output}
 //   {"messages": [{"role": "system"|"user"|"assistant", "content": "..."}, ...]}
 //        -> multi-turn Record (at least one assistant turn)
-// Throws UserError "FILE:LINE: reason" for a malformed line, "FILE: cannot open" when unreadable,
-// and "FILE: no records" for an empty dataset.
+// Throws UserError "FILE:LINE: reason" for a malformed line or one longer than
+// kMaxJsonlLineBytes, "FILE: cannot open" when unreadable or not a regular file (a directory,
+// FIFO or device), and "FILE: no records" for an empty dataset.
+inline constexpr size_t kMaxJsonlLineBytes = size_t{16} << 20;
 std::vector<Record> read_jsonl(const std::string& path);
 
 // A tokenized example: [BOS] prompt response [EOS], truncated to max_len tokens.
