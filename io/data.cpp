@@ -4,6 +4,7 @@
 #include <memory>
 #include <random>
 
+#include "base/checks.h"
 #include "base/errors.h"
 #include "io/augment.h"
 #include "io/chat_template.h"
@@ -51,6 +52,10 @@ void DataOptions::validate() const {
   require(wordnet_eval_percent >= 0 && wordnet_eval_percent < 100,
           "[data] wordnet_eval_percent must be in [0, 100)");
   parse_chat_template(chat_template, "[data] chat_template");
+  base::require_count("[data] max_eval_samples", max_eval_samples, 0);
+  base::require_count("[data] synthetic_samples", synthetic_samples, 1);
+  base::require_in_range("[data] augment_rate", augment_rate, 0.0, 1.0);
+  base::require_count("[data] augment_copies", augment_copies, 1);
 }
 
 DataSets load_datasets(const DataOptions& d, int64_t seq_len, const core::Tokenizer& tokenizer,

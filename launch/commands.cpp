@@ -69,7 +69,7 @@ std::string usage() {
   for (const auto& c : commands()) text += c.usage;
   text += "Launch with mpirun -np N (or srun) for several ranks.\nenvironment:\n";
   for (const auto& var : base::environment_variables()) {
-    if (!var.test_only) text += std::string("  ") + var.name + "  " + var.meaning + "\n";
+    if (!var.test_only && !var.set_by_launcher) text += std::string("  ") + var.name + "  " + var.meaning + "\n";
   }
   return text;
 }

@@ -1,5 +1,7 @@
 #include "io/checkpoint/hdf5.h"
 
+#include <atomic>
+
 #include <algorithm>
 #include <filesystem>
 
@@ -17,9 +19,12 @@ const QuietHdf5 kQuiet;
 std::vector<hsize_t> to_hsize(const std::vector<int64_t>& v) { return {v.begin(), v.end()}; }
 }  // namespace
 
+std::atomic<bool> g_file_close_failed{false};
+
 bool Handle::reset() {
   bool fine = true;
   if (id_ >= 0) fine = close_(id_) >= 0;
+  if (!fine && close_ == &H5Fclose) g_file_close_failed = true;
   id_ = -1;
   return fine;
 }
@@ -181,3 +186,9 @@ Handle open_for_read(const std::string& file) {
 }
 
 }  // namespace shardtune::io::h5
+
+namespace shardtune::io {
+
+bool hdf5_close_failed() { return h5::g_file_close_failed.load(); }
+
+}  // namespace shardtune::io

@@ -6,6 +6,7 @@
 #include <hdf5.h>
 #include <torch/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -40,6 +41,9 @@ class Handle {
   hid_t id_;
   herr_t (*close_)(hid_t);
 };
+
+// Set when an H5Fclose through a Handle failed (io::hdf5_close_failed()).
+extern std::atomic<bool> g_file_close_failed;
 
 // The file type of a tensor dtype (float32/64, int32/64, uint8); UserError for others.
 hid_t file_type(torch::ScalarType dtype);
