@@ -16,6 +16,7 @@
 #include "launch/bootstrap.h"
 #include "launch/commands.h"
 #include "launch/config.h"
+#include "launch/resume.h"
 #include "launch/signals.h"
 #include "launch/trainer.h"
 #include "parallel/mpi_communicator.h"
@@ -79,6 +80,11 @@ class Run {
                      command_.name);
       }
       return kUserErrorExitCode;
+    }
+    // Rank 0 resolves resume/init_from for every rank; the checkpoint directory is claimed and
+    // probed (launch/resume.h).
+    if (int rc = prepare_checkpoints(world, config_, command_.saves_checkpoints); rc != 0) {
+      return rc;
     }
     if (int rc = agree(world, [&] {
           trainer_ = std::make_unique<Trainer>(config_, *grid_, hooks_);
