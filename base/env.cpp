@@ -28,6 +28,26 @@ const std::vector<EnvVar>& environment_variables() {
        "tests/hooked_shardtune.cpp", true},
       {kEnvTestCheckpointPauseStep, "pause only in the checkpoint of this step",
        "tests/hooked_shardtune.cpp", true},
+      {kEnvTestNanAtStep,
+       "before step N (or each step of a range N-M), write NaN into a trainable parameter's "
+       "gradient or weight (a diverging run, for [train] on_nonfinite)",
+       "tests/hooked_shardtune.cpp", true},
+      {kEnvTestNanTarget, "what SHARDTUNE_TEST_NAN_AT_STEP poisons: grad (default) | weight",
+       "tests/hooked_shardtune.cpp", true},
+      {kEnvTestNanRank, "the rank SHARDTUNE_TEST_NAN_AT_STEP acts on (default 0)",
+       "tests/hooked_shardtune.cpp", true},
+      {kEnvTestSetupPauseSeconds,
+       "sleep this long during set-up (before the model and data are loaded), after writing "
+       "SHARDTUNE_TEST_SETUP_PAUSE_FILE.<rank>",
+       "tests/hooked_shardtune.cpp", true},
+      {kEnvTestSetupPauseFile, "the file (plus .<rank>) written when the set-up pause begins",
+       "tests/hooked_shardtune.cpp", true},
+      {kEnvOmpiWorldSize,
+       "set by Open MPI's mpirun: a rank that must end the job after an error it could not agree "
+       "on exits (mpirun ends the others) instead of calling MPI_Abort",
+       "launch/agree.cpp", false, true},
+      {kEnvSlurmStepId, "set by srun: the job is ended with MPI_Abort after such an error",
+       "launch/agree.cpp", false, true},
   };
   return list;
 }

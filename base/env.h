@@ -16,6 +16,8 @@ struct EnvVar {
   const char* meaning;
   const char* read_by;  // the one file that reads it
   bool test_only;
+  // Set by the MPI launcher, not by users: read, never documented as a ShardTune setting.
+  bool set_by_launcher = false;
 };
 
 inline constexpr const char* kEnvThreads = "SHARDTUNE_THREADS";
@@ -25,6 +27,13 @@ inline constexpr const char* kEnvTestVerbose = "SHARDTUNE_TEST_VERBOSE";
 inline constexpr const char* kEnvTestThrowAtStep = "SHARDTUNE_TEST_THROW_AT_STEP";
 inline constexpr const char* kEnvTestCheckpointPauseSeconds = "SHARDTUNE_TEST_CHECKPOINT_PAUSE_S";
 inline constexpr const char* kEnvTestCheckpointPauseStep = "SHARDTUNE_TEST_CHECKPOINT_PAUSE_STEP";
+inline constexpr const char* kEnvTestNanAtStep = "SHARDTUNE_TEST_NAN_AT_STEP";
+inline constexpr const char* kEnvTestNanTarget = "SHARDTUNE_TEST_NAN_TARGET";
+inline constexpr const char* kEnvTestNanRank = "SHARDTUNE_TEST_NAN_RANK";
+inline constexpr const char* kEnvTestSetupPauseSeconds = "SHARDTUNE_TEST_SETUP_PAUSE_S";
+inline constexpr const char* kEnvTestSetupPauseFile = "SHARDTUNE_TEST_SETUP_PAUSE_FILE";
+inline constexpr const char* kEnvOmpiWorldSize = "OMPI_COMM_WORLD_SIZE";
+inline constexpr const char* kEnvSlurmStepId = "SLURM_STEP_ID";
 
 // The list, in the order above.
 const std::vector<EnvVar>& environment_variables();

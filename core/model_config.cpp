@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/checks.h"
 #include "base/errors.h"
 
 namespace shardtune::core {
@@ -33,9 +34,12 @@ void ModelConfig::validate() const {
   require(head_dim() % 2 == 0 || family != "llama",
           "[model] hidden_size/num_heads=" + std::to_string(head_dim()) +
               " must be even for rotary embeddings");
-  require(dropout >= 0.0 && dropout < 1.0, "[model] dropout must be in [0, 1)");
-  require(norm_eps > 0.0, "[model] norm_eps must be positive");
-  require(init_std > 0.0, "[model] init_std must be positive");
+  base::require_in_range("[model] dropout", dropout, 0.0, 1.0, /*open_hi=*/true);
+  base::require_positive("[model] norm_eps", norm_eps);
+  base::require_positive("[model] init_std", init_std);
+  // theta^(-2i/d) with theta <= 0 or theta = 1 gives NaN or constant (position-blind) rotations.
+  base::require_positive("[model] rope_theta", rope_theta);
+  require(rope_theta > 1.0, base::named("[model] rope_theta", rope_theta) + " must be > 1");
 }
 
 std::string ModelConfig::to_json() const {

@@ -1,5 +1,7 @@
 #include "core/strategy.h"
 
+#include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <sstream>
 
@@ -76,8 +78,11 @@ int64_t take_int(StrategyOptions& options, const std::string& strategy, const st
   const std::string v = take_option(options, key, "");
   if (v.empty()) return fallback;
   char* end = nullptr;
+  errno = 0;
   const long long x = std::strtoll(v.c_str(), &end, 10);
-  if (end == v.c_str() || *end != '\0') bad_value(strategy, key, v, "an integer");
+  if (end == v.c_str() || *end != '\0' || errno == ERANGE) {
+    bad_value(strategy, key, v, "an integer in range");
+  }
   return static_cast<int64_t>(x);
 }
 
@@ -87,7 +92,10 @@ double take_double(StrategyOptions& options, const std::string& strategy, const 
   if (v.empty()) return fallback;
   char* end = nullptr;
   const double x = std::strtod(v.c_str(), &end);
-  if (end == v.c_str() || *end != '\0') bad_value(strategy, key, v, "a number");
+  // No strategy option has a use for NaN or infinity; they would only poison the weights.
+  if (end == v.c_str() || *end != '\0' || !std::isfinite(x)) {
+    bad_value(strategy, key, v, "a finite number");
+  }
   return x;
 }
 

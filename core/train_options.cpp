@@ -1,20 +1,35 @@
 #include "core/train_options.h"
 
+#include <cstdint>
+
+#include "base/checks.h"
 #include "base/errors.h"
 
 namespace shardtune::core {
 
 void TrainOptions::validate() const {
-  const auto positive = [](const char* name, int64_t v) {
-    require(v > 0, std::string(name) + "=" + std::to_string(v) + " must be positive");
-  };
-  positive("[train] steps", steps);
-  positive("[train] global_batch", global_batch);
-  positive("[train] micro_batch", micro_batch);
-  positive("[train] log_every", log_every);
-  require(seq_len >= 2, "[train] seq_len must be at least 2");
-  require(lr > 0, "[train] lr must be positive");
-  require(warmup_steps >= 0 && warmup_steps <= steps, "[train] warmup_steps must be in [0, steps]");
+  using namespace base;
+  require_count("[train] steps", steps, 1);
+  require_count("[train] global_batch", global_batch, 1);
+  require_count("[train] micro_batch", micro_batch, 1);
+  require_count("[train] log_every", log_every, 1);
+  require_count("[train] eval_every", eval_every, 0);
+  require_count("[train] seq_len", seq_len, 2);
+  require_count("[train] warmup_steps", warmup_steps, 0, steps);
+  require_positive("[train] lr", lr);
+  require_in_range("[train] min_lr", min_lr, 0.0, lr);
+  require_non_negative("[train] weight_decay", weight_decay);
+  // Adam's bias correction divides by 1 - beta^t: beta = 1 divides by zero.
+  require_in_range("[train] beta1", beta1, 0.0, 1.0, /*open_hi=*/true);
+  require_in_range("[train] beta2", beta2, 0.0, 1.0, /*open_hi=*/true);
+  require_positive("[train] eps", eps);
+  require_non_negative("[train] grad_clip", grad_clip);
+  // seed: any uint64; "-1", which Boost would wrap to 2^64 - 1, is refused where options are
+  // parsed (launch/config.cpp).
+  require(!out_dir.empty(), "[train] out_dir must not be empty");
+  require(on_nonfinite == "stop" || on_nonfinite == "skip",
+          "[train] on_nonfinite='" + on_nonfinite + "' is unknown (known: stop, skip)");
+  require_count("[train] max_nonfinite_steps", max_nonfinite_steps, 1);
 }
 
 AdamWOptions TrainOptions::adamw() const {

@@ -23,10 +23,16 @@ struct TrainOptions : base::FieldList<TrainOptions> {
   double beta2 = 0.95;
   double eps = 1e-8;
   double grad_clip = 1.0;
-  uint64_t seed = 1234;
+  uint64_t seed = 1234;  // a negative value is refused when parsed, never wrapped
   int64_t log_every = 10;
   int64_t eval_every = 0;
   std::string out_dir = "runs/default";
+  // A step whose loss or gradient norm is NaN or infinite (on any rank; every rank agrees):
+  // "stop" ends the run with an error naming the step, before its update and without saving;
+  // "skip" drops the step's update (counted in metrics.jsonl as nonfinite_skipped) and stops only
+  // after max_nonfinite_steps such steps in a row.
+  std::string on_nonfinite = "stop";
+  int64_t max_nonfinite_steps = 5;
 
   // UserError naming the [train] field (checks that need no other section).
   void validate() const;
@@ -53,6 +59,11 @@ struct TrainOptions : base::FieldList<TrainOptions> {
     v("log_every", c.log_every, "steps between progress lines / metrics records");
     v("eval_every", c.eval_every, "steps between evaluations (0 = before and after training only)");
     v("out_dir", c.out_dir, "run directory (metrics.jsonl, default checkpoint dir)");
+    v("on_nonfinite", c.on_nonfinite,
+      "a NaN/inf loss or gradient norm: stop (error, no update, no checkpoint) | skip (drop the "
+      "update)");
+    v("max_nonfinite_steps", c.max_nonfinite_steps,
+      "with on_nonfinite=skip: stop after this many non-finite steps in a row");
   }
 };
 

@@ -77,10 +77,17 @@ StepStats TrainingStep::run(const std::vector<const Example*>& examples, double 
 
   StepStats stats;
   stats.grad_norm = clip_grad_norm(*optimizer_, options_.grad_clip);
-  optimizer_->step(lr);
-  grad_sync_->zero_grad();
   stats.loss = loss_t.item<double>() * inv;
   stats.tokens = counts[1].item<int64_t>();
+  // A NaN/inf anywhere must not reach the parameters or the Adam moments, and every rank must
+  // take the same branch (a rank that updated while another skipped would diverge silently).
+  auto nonfinite = torch::tensor(
+      {std::isfinite(stats.loss) && std::isfinite(stats.grad_norm) ? 0 : 1}, torch::kInt);
+  (options_.finite_group ? *options_.finite_group : dp_)
+      .all_reduce(nonfinite, parallel::ReduceOp::kMax);
+  stats.finite = nonfinite.item<int>() == 0;
+  if (stats.finite) optimizer_->step(lr);
+  grad_sync_->zero_grad();
   return stats;
 }
 

@@ -9,8 +9,9 @@
 //   3. forward + backward per micro-batch; only the last backward communicates, its gradient
 //      buckets all-reduced (or reduce-scattered under ZeRO-1) over DP as they fill
 //      (parallel::GradSync);
-//   4. clip_grad_norm (each parameter's gradient counted once across TP and DP), the optimizer
-//      update at the scheduled learning rate, gradients zeroed.
+//   4. clip_grad_norm (each parameter's gradient counted once across TP and DP); a non-finite
+//      loss or norm on any rank (one all-reduced flag) skips the update; else the optimizer
+//      update at the scheduled learning rate; gradients zeroed.
 #pragma once
 
 #include <cstdint>
@@ -32,12 +33,19 @@ struct TrainingStepOptions {
   int64_t bucket_bytes = 25 << 20;  // DP gradient bucket size
   int64_t pad_id = 0;
   AdamWOptions adamw;
+  // Every rank of the job must agree on whether a step was finite: the flag is MAX all-reduced
+  // over this communicator (the world; it must outlive the step). nullptr: over `dp` only.
+  parallel::Communicator* finite_group = nullptr;
 };
 
 struct StepStats {
   double loss = 0.0;       // mean per target token over the global batch
   double grad_norm = 0.0;  // before clipping
   int64_t tokens = 0;      // real (non-padding) input tokens in the global batch
+  // False when the loss or the gradient norm was NaN or infinite on any rank of finite_group:
+  // then no update was applied (parameters and optimizer state are as before the step) and the
+  // gradients were zeroed. Every rank of finite_group gets the same value.
+  bool finite = true;
 };
 
 class TrainingStep {

@@ -115,4 +115,9 @@ std::string checkpoint_digest(const std::string& file);
 // checkpoint (launch/resume.h).
 std::string checkpoint_identity(const std::string& file);
 
+// True once closing an HDF5 file has failed in this process (a full disk while saving). libhdf5
+// 1.10 then holds a half-closed file that its exit handler closes again and crashes on (SIGSEGV
+// after the error line, after MPI_Finalize): the process must end without exit handlers.
+bool hdf5_close_failed();
+
 }  // namespace shardtune::io

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <memory>
@@ -12,8 +13,10 @@
 #include <vector>
 
 #include "base/errors.h"
+#include "io/checkpoint.h"
 #include "launch/agree.h"
 #include "launch/bootstrap.h"
+#include "launch/cli_reference.h"
 #include "launch/commands.h"
 #include "launch/config.h"
 #include "launch/resume.h"
@@ -33,13 +36,17 @@ void init_logging(int rank) {
   spdlog::set_level(rank == 0 ? spdlog::level::info : spdlog::level::warn);
 }
 
+// A standalone command reads files a user names (a checkpoint, a tokenizer): whatever escapes it
+// is one line, never a crash report.
 int run_standalone(const Command& command, const std::vector<std::string>& args) {
   try {
     return command.standalone(args);
   } catch (const std::exception& e) {
-    const int code = exit_code_of(e);
-    std::fprintf(stderr, "shardtune: error: %s%s\n", code == 1 ? "internal error: " : "", e.what());
-    return code;
+    print_error(message_of(e));
+    return exit_code_of(e);
+  } catch (...) {
+    print_error("internal error: an exception of unknown type");
+    return 1;
   }
 }
 
@@ -51,12 +58,17 @@ class Run {
       : command_(command), args_(std::move(args)), hooks_(hooks) {}
 
   int execute(int* argc, char*** argv) {
+    // Handled from the very start: a stop signal during MPI start-up or set-up abandons set-up
+    // at its next phase boundary instead of killing the rank (launch/signals.h).
+    install_stop_signals();
     try {
       mpi_.emplace(argc, argv);
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "shardtune: error: %s\n", e.what());
+      print_error(message_of(e));
       return kUserErrorExitCode;
     }
+    install_stop_signals();  // MPI_Init must not have replaced them
+    set_signal_rank(mpi_->rank());
     init_logging(mpi_->rank());
     auto& world = *mpi_->world();
     bool wants_help = false;
@@ -74,10 +86,12 @@ class Run {
       return rc;
     }
     announce();
-    if (command_.needs_checkpoint && config_.checkpoint.init_from.empty()) {
+    // A Hugging Face folder is a trained model too: it serves when no checkpoint is named.
+    if (command_.needs_checkpoint && config_.checkpoint.init_from.empty() &&
+        config_.model_source.from_hf.empty()) {
       if (mpi_->rank() == 0) {
-        std::fprintf(stderr, "shardtune: error: %s needs [checkpoint] init_from=FILE|DIR\n",
-                     command_.name);
+        print_error(std::string(command_.name) +
+                    " needs [checkpoint] init_from=FILE|DIR (or [model] from_hf=DIR)");
       }
       return kUserErrorExitCode;
     }
@@ -87,17 +101,23 @@ class Run {
       return rc;
     }
     if (int rc = agree(world, [&] {
+          if (hooks_.during_setup) hooks_.during_setup(mpi_->rank());
           trainer_ = std::make_unique<Trainer>(config_, *grid_, hooks_);
         });
         rc != 0) {
       return rc;
     }
-    // Past set-up, ranks are inside collectives: an error on one rank must end all of them.
-    if (command_.stop_signals) install_stop_signals();
+    // Past set-up, ranks are inside collectives: an error that the ranks cannot agree on must
+    // end all of them (run_or_abort). Commands without stop_signals have nothing to save: a
+    // signal ends them at once.
+    if (!command_.stop_signals) exit_on_first_signal();
     RunContext context{*trainer_, *grid_, mpi_->rank() == 0};
-    const int rc = run_or_abort(world, [&] { command_.run(context); });
+    int rc = run_or_abort(world, [&] { command_.run(context); });
+    if (rc == 0 && trainer_->stopped_by_signal() != 0) rc = kStoppedExitCode;
     trainer_.reset();
     grid_.reset();
+    spdlog::default_logger()->flush();
+    std::fflush(stdout);
     return rc;
   }
 
@@ -147,21 +167,42 @@ class Run {
 
 }  // namespace
 
-int run_cli(int argc, char** argv, const TestHooks& hooks) {
+namespace {
+
+int dispatch(int argc, char** argv, const TestHooks& hooks) {
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
       !std::strcmp(argv[1], "help")) {
     std::fputs(usage().c_str(), argc < 2 ? stderr : stdout);
     return argc < 2 ? kUserErrorExitCode : 0;
   }
+  // Hidden: docs/cli.md is this output (tests/docs.cmake checks that it is current).
+  if (!std::strcmp(argv[1], "--help-markdown")) {
+    std::fputs(cli_reference_markdown().c_str(), stdout);
+    return 0;
+  }
   const Command* command = find_command(argv[1]);
   if (!command) {
-    std::fprintf(stderr, "shardtune: error: unknown command '%s'\n%s", argv[1], usage().c_str());
+    print_error(std::string("unknown command '") + argv[1] + "'");
+    std::fputs(usage().c_str(), stderr);
     return kUserErrorExitCode;
   }
   std::vector<std::string> args(argv + 2, argv + argc);
   if (command->standalone) return run_standalone(*command, args);
   Run run(*command, std::move(args), hooks);
   return run.execute(&argc, &argv);
+}
+
+}  // namespace
+
+int run_cli(int argc, char** argv, const TestHooks& hooks) {
+  const int code = dispatch(argc, argv, hooks);
+  if (io::hdf5_close_failed()) {
+    // MPI is finalised and the error reported; libhdf5's exit handler would crash on the file
+    // whose close failed (io/checkpoint.h), so end here with the exit code.
+    std::fflush(nullptr);
+    std::_Exit(code);
+  }
+  return code;
 }
 
 }  // namespace shardtune::launch

@@ -2,10 +2,18 @@
 
 #include <cstdio>
 
+#include "base/checks.h"
 #include "core/generate.h"
 #include "launch/trainer.h"
 
 namespace shardtune::launch {
+
+void GenerateConfig::validate() const {
+  base::require_count("[generate] from_eval", from_eval, 0);
+  base::require_count("[generate] max_new_tokens", max_new_tokens, 1);
+  base::require_non_negative("[generate] temperature", temperature);
+  base::require_count("[generate] top_k", top_k, 0);
+}
 
 void print_generations(Trainer& trainer, bool print) {
   const auto& g = trainer.config().generate;

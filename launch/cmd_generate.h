@@ -20,6 +20,9 @@ struct GenerateConfig : base::FieldList<GenerateConfig> {
   double temperature = 0.0;
   int64_t top_k = 0;
 
+  // UserError naming the [generate] field.
+  void validate() const;
+
   // The field list (base/fields.h): every option once, with its doc line.
   template <typename Self, typename V>
   static void visit(Self& c, V& v) {

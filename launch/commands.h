@@ -29,7 +29,7 @@ struct Command {
   // with needs_checkpoint requires.
   void (*run)(RunContext& context) = nullptr;
   bool needs_checkpoint = false;
-  bool stop_signals = false;  // SIGTERM / SIGUSR1 finish the step, checkpoint and exit 0
+  bool stop_signals = false;  // SIGINT/SIGTERM/SIGUSR1 finish the step, save, exit 75
   // Writes checkpoints: at start-up the run claims and probes its checkpoint directory
   // (launch/resume.h prepare_checkpoints).
   bool saves_checkpoints = false;

@@ -2,15 +2,21 @@
 
 #include <boost/program_options.hpp>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <type_traits>
 
 #include "base/errors.h"
 #include "base/hash.h"
 #include "base/strings.h"
+#include "launch/weights.h"
+#include "strategies/registry.h"
 
 namespace po = boost::program_options;
 
@@ -18,20 +24,46 @@ namespace shardtune::launch {
 
 namespace {
 
+uint64_t parse_unsigned(const std::string& name, const std::string& text) {
+  const bool digits = !text.empty() && text.size() <= 20 &&
+                      text.find_first_not_of("0123456789") == std::string::npos;
+  errno = 0;
+  const unsigned long long value = digits ? std::strtoull(text.c_str(), nullptr, 10) : 0;
+  require(digits && errno != ERANGE,
+          name + "='" + text +
+              "' must be a whole number in [0, 18446744073709551615]");
+  return static_cast<uint64_t>(value);
+}
+
 // Config::sections visitor: the Boost.Program_options table, one group per section, every option
 // bound to its member with the member's current value as default.
 struct OptionTable {
   std::vector<po::options_description> groups;
+  std::vector<std::string> sections;
   std::string prefix;
 
   void section(const char* name, const char* title) {
     groups.emplace_back(title);
+    sections.emplace_back(name);
     prefix = std::string(name) + ".";
   }
   template <typename T>
   void operator()(const char* key, T& member, const char* doc) {
     groups.back().add_options()((prefix + key).c_str(), po::value(&member)->default_value(member),
                                 doc);
+  }
+  // Unsigned options: Boost's lexical_cast would turn "-1" into 2^64 - 1, so they are parsed here,
+  // digits only, refusing a sign and overflow with one error naming the option.
+  void operator()(const char* key, uint64_t& member, const char* doc) {
+    const std::string name = "[" + sections.back() + "] " + key;
+    groups.back().add_options()(
+        (prefix + key).c_str(),
+        po::value<std::string>()
+            ->default_value(std::to_string(member))
+            ->notifier([&member, name](const std::string& text) {
+              member = parse_unsigned(name, text);
+            }),
+        doc);
   }
   void operator()(const char* key, std::vector<std::string>& member, const char* doc) {
     groups.back().add_options()((prefix + key).c_str(), po::value(&member)->composing(), doc);
@@ -78,17 +110,38 @@ bool is_strategy_option(const std::string& key) {
   return key.rfind("strategy.", 0) == 0 && key.find('.', 9) != std::string::npos;
 }
 
+std::string joined(const std::vector<std::string>& names) {
+  std::string text;
+  for (const auto& n : names) text += (text.empty() ? "" : ", ") + n;
+  return text;
+}
+
+// Unregistered options are [strategy.<name>] keys, routed to the chosen strategy. A section that
+// names no strategy (a misspelling such as [strategy.lroa]) and a section or key that no
+// component owns are errors: an ignored option would train something other than what was asked.
 void collect_unregistered(const std::vector<po::option>& options, const std::string& where,
-                          Config& config) {
+                          const std::vector<std::string>& sections, Config& config) {
+  const auto strategies = strategies::strategy_names();
   for (const auto& o : options) {
     if (!o.unregistered) continue;
     if (is_strategy_option(o.string_key)) {
       const std::string rest = o.string_key.substr(9);  // "<name>.<key>"
       const auto dot = rest.find('.');
-      if (rest.substr(0, dot) == config.strategy || config.strategy.empty()) {
+      const std::string name = rest.substr(0, dot);
+      require(std::find(strategies.begin(), strategies.end(), name) != strategies.end(),
+              where + ": unknown section [strategy." + name +
+                  "] (strategies: " + joined(strategies) + ")");
+      if (name == config.strategy || config.strategy.empty()) {
         config.strategy_options[rest.substr(dot + 1)] = o.value.empty() ? "" : o.value.front();
       }
       continue;
+    }
+    const auto dot = o.string_key.find('.');
+    const std::string section = o.string_key.substr(0, dot);
+    if (dot != std::string::npos &&
+        std::find(sections.begin(), sections.end(), section) == sections.end()) {
+      throw UserError(where + ": unknown section [" + section +
+                      "] (sections: " + joined(sections) + ")");
     }
     throw UserError(where + ": unknown option '" + o.string_key + "'");
   }
@@ -120,6 +173,8 @@ void Config::validate(int world) const {
               " (global_batch / data-parallel size)");
   data.validate();
   checkpoint.validate();
+  export_options.validate();
+  generate.validate();
 }
 
 std::string Config::to_ini() const {
@@ -133,17 +188,28 @@ std::string Config::to_ini() const {
 uint64_t Config::hash() const { return base::fnv1a64(to_ini(), base::kFnv1a64OffsetBasis); }
 
 bool parse_config(const std::vector<std::string>& raw_args, Config& config, std::string& help) {
-  // --resume X / --resume=X is --checkpoint.resume=X.
+  // Short forms: --resume X / --resume=X is --checkpoint.resume=X; --format, --out and --dtype
+  // are [export]'s.
+  static const std::vector<std::pair<std::string, std::string>> kShort = {
+      {"resume", "checkpoint.resume"},
+      {"format", "export.format"},
+      {"out", "export.out"},
+      {"dtype", "export.dtype"}};
   std::vector<std::string> args;
   for (size_t i = 0; i < raw_args.size(); ++i) {
-    if (raw_args[i] == "--resume") {
-      require(i + 1 < raw_args.size(), "command line: --resume needs auto or a checkpoint path");
-      args.push_back("--checkpoint.resume=" + raw_args[++i]);
-    } else if (base::starts_with(raw_args[i], "--resume=")) {
-      args.push_back("--checkpoint.resume=" + raw_args[i].substr(9));
-    } else {
-      args.push_back(raw_args[i]);
+    bool replaced = false;
+    for (const auto& [name, full] : kShort) {
+      if (raw_args[i] == "--" + name) {
+        require(i + 1 < raw_args.size(), "command line: --" + name + " needs a value");
+        args.push_back("--" + full + "=" + raw_args[++i]);
+        replaced = true;
+      } else if (base::starts_with(raw_args[i], "--" + name + "=")) {
+        args.push_back("--" + full + "=" + raw_args[i].substr(name.size() + 3));
+        replaced = true;
+      }
+      if (replaced) break;
     }
+    if (!replaced) args.push_back(raw_args[i]);
   }
   OptionTable table;
   config.sections(table);
@@ -169,21 +235,40 @@ bool parse_config(const std::vector<std::string>& raw_args, Config& config, std:
     }
     if (vm.count("config")) {
       config_file = vm["config"].as<std::string>();
+      // A directory opens as an empty stream and a FIFO blocks: only a regular file is read.
+      std::error_code ec;
+      const auto status = std::filesystem::status(config_file, ec);
+      require(!ec && std::filesystem::exists(status),
+              config_file + ": cannot open config file (" +
+                  (ec ? ec.message() : "no such file") + ")");
+      require(std::filesystem::is_regular_file(status),
+              config_file + ": config file is not a regular file" +
+                  (std::filesystem::is_directory(status) ? " (a directory)" : ""));
       std::ifstream in(config_file);
-      require(static_cast<bool>(in), config_file + ": cannot open config file");
+      require(static_cast<bool>(in),
+              config_file + ": cannot open config file");
       auto from_file = po::parse_config_file(in, desc, /*allow_unregistered=*/true);
       po::store(from_file, vm);
       po::notify(vm);
       config.config_file = config_file;
-      collect_unregistered(from_file.options, config_file, config);
+      collect_unregistered(from_file.options, config_file,
+                           table.sections, config);
     } else {
       po::notify(vm);
     }
     // Command-line strategy options override the file's.
-    collect_unregistered(parsed.options, "command line", config);
+    collect_unregistered(parsed.options, "command line", table.sections, config);
   } catch (const po::error& e) {
-    const std::string where = config_file.empty() ? "command line" : config_file;
+    const std::string where =
+        config_file.empty() ? "command line" : config_file;
     throw UserError(where + ": " + e.what());
+  }
+  if (!config.model_source.from_hf.empty()) {
+    std::set<std::string> explicit_keys;
+    for (const auto& [key, value] : vm) {
+      if (base::starts_with(key, "model.") && !value.defaulted()) explicit_keys.insert(key.substr(6));
+    }
+    config.model = model_config_from_hf(config.model_source.from_hf, config.model, explicit_keys);
   }
   return true;
 }

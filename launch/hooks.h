@@ -6,12 +6,23 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
+
+#include "core/optimizer.h"
 
 namespace shardtune::launch {
 
 struct TestHooks {
+  // Called on every rank during set-up, inside the phase that builds the Trainer (before it):
+  // may sleep, to stand for a long load while a test sends a signal.
+  std::function<void(int rank)> during_setup;
   // Called on every rank before step `step` (1-based) of Trainer::step; may throw.
   std::function<void(int64_t step)> before_step;
+  // Called on every rank before step `step` (1-based), after before_step, with this rank's number
+  // and its trainable parameters (their gradients are allocated and zero): may write NaN or inf
+  // into a gradient or a weight, to test [train] on_nonfinite.
+  std::function<void(int64_t step, int rank, const std::vector<core::NamedParameter>& trainable)>
+      before_step_parameters;
   // Called on every rank inside each checkpoint write, after its data and before the close
   // (io::SaveOptions::before_close).
   std::function<void(const std::string& dir, int64_t step, int rank)> inside_checkpoint_write;

@@ -1,17 +1,41 @@
-// Graceful stop on SIGTERM / SIGUSR1 (Slurm preemption, `scancel --signal=USR1`, mpirun
-// forwarding SIGUSR1): the handler only sets a flag; the trainer reads it after each step, agrees
-// on it across ranks (MAX all-reduce, so every rank stops after the same step), saves a checkpoint
-// and returns, and the process exits 0.
+// Stopping a run with a signal (docs/reliability.md, "Stopping a job").
+//
+// SIGINT, SIGTERM and SIGUSR1 are handled from the start of an MPI command (before MPI_Init):
+//  - the first one only sets a flag. Set-up is abandoned at the end of its current phase (every
+//    set-up phase ends in an all-reduce that carries the flag: launch/agree.h); training stops
+//    after the step in flight (every step boundary carries it too), every rank at the same step,
+//    saves a checkpoint unless that state is non-finite, and the process exits kStoppedExitCode;
+//  - a second one exits at once with 128 + the signal (rank 0 says so on stderr); so does the
+//    first one once set-up is over in commands that have nothing to save (eval, generate,
+//    export). A checkpoint
+//    being written then is left as a temporary file and `latest` still names the previous one
+//    (io/checkpoint writes to a temporary name and renames).
+// Under Open MPI's mpirun send SIGUSR1 to mpirun (it forwards SIGUSR1 to every rank; SIGTERM and
+// SIGINT make mpirun itself kill the ranks within a second and exit 1). Under srun, scancel's
+// SIGTERM reaches every task; `--signal=USR1@120` gives notice before the time limit.
 #pragma once
 
 namespace shardtune::launch {
 
-// Installs the handlers (idempotent). Other signals keep their default behaviour.
+// The exit status of a run stopped by a signal after saving (or abandoning set-up): 75, EX_TEMPFAIL
+// of sysexits.h ("temporary failure; the user is invited to retry": resume with --resume auto).
+inline constexpr int kStoppedExitCode = 75;
+
+// Installs the handlers (idempotent; also re-installs them after MPI_Init, which must not have
+// replaced them). Other signals keep their default behaviour.
 void install_stop_signals();
-// Whether SIGTERM or SIGUSR1 arrived since install_stop_signals() / clear_stop_request().
+// The rank that speaks for the job when a second signal ends it (-1 = unknown yet: every process
+// speaks).
+void set_signal_rank(int rank);
+// From now on the first signal exits at once, as a second one would (commands with nothing to
+// save: eval, generate, export); one already received is acted on now.
+void exit_on_first_signal();
+// Whether a stop signal arrived since install_stop_signals() / clear_stop_request().
 bool stop_requested();
 // The signal number that asked to stop (0 = none).
 int stop_signal();
 void clear_stop_request();
+// Rank 0's line on stderr for an agreed stop: "shardtune: signal 15 (SIGTERM): stopping <what>".
+void announce_stop(int signal, const char* what);
 
 }  // namespace shardtune::launch

@@ -29,6 +29,7 @@ struct StepResult {
   double grad_norm = 0.0;   // before clipping
   double lr = 0.0;
   int64_t tokens = 0;       // real (non-padding) input tokens in the global batch
+  bool finite = true;       // false: loss or grad_norm was NaN/inf; the update was not applied
 };
 
 class Trainer {
@@ -39,8 +40,14 @@ class Trainer {
   ~Trainer();
 
   // Runs [train] steps with logging, evaluation and checkpoints. Returns per-step losses.
+  // Each step boundary is agreed on by every rank (launch/agree.h): a failure of a rank's local
+  // preparation ends every rank with one line (AgreedError), and a stop signal (launch/signals.h)
+  // stops every rank before the same step, after saving (stopped_by_signal() tells). A step whose
+  // loss or gradient norm is non-finite applies [train] on_nonfinite: stop throws AgreedError
+  // with kNonFiniteExitCode after rank 0's one line; skip drops the update. No checkpoint is ever
+  // written from non-finite parameters.
   std::vector<double> train();
-  // One optimizer step on the next global batch.
+  // One optimizer step on the next global batch (no policy: see StepResult::finite).
   StepResult step();
   core::EvalResult evaluate();
   // Saves a checkpoint of the current state; returns its path.
@@ -54,8 +61,21 @@ class Trainer {
   // Optimizer state bytes held by this rank (1/dp of the full state under ZeRO-1).
   int64_t optimizer_state_bytes() const { return step_->optimizer().state_bytes(); }
   int64_t steps_done() const { return steps_done_; }
+  // The signal that stopped train() (0 = it ran to the end).
+  int stopped_by_signal() const { return stopped_by_; }
+  // Steps whose update was dropped as non-finite ([train] on_nonfinite=skip).
+  int64_t nonfinite_skipped() const { return nonfinite_total_; }
 
  private:
+  // The parts of a step before its first collective: the test hooks (may throw).
+  void prepare_step();
+  StepResult run_step();
+  // Applies [train] on_nonfinite to a non-finite step (every rank, same decision).
+  void handle_nonfinite(const StepResult& r);
+  // Collective: throws AgreedError (kNonFiniteExitCode) after rank 0's line when `failed`.
+  void fail_together(bool failed, const std::string& message);
+  // save() after checking, on every rank, that the trainable parameters are finite.
+  void save_checked();
   void log_step(const StepResult& r, double step_seconds);
   void log_eval(const core::EvalResult& r);
 
@@ -71,6 +91,10 @@ class Trainer {
   std::unique_ptr<core::DistributedSampler> sampler_;
   std::unique_ptr<MetricsWriter> metrics_;
   int64_t steps_done_ = 0;
+  int64_t last_saved_step_ = -1;   // the step of the newest checkpoint this run wrote or resumed
+  int64_t nonfinite_in_row_ = 0;
+  int64_t nonfinite_total_ = 0;
+  int stopped_by_ = 0;
   double train_seconds_ = 0.0;
   int64_t train_tokens_ = 0;
 };

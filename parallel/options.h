@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "base/checks.h"
 #include "base/errors.h"
 #include "base/fields.h"
 
@@ -22,6 +23,8 @@ struct ParallelOptions : base::FieldList<ParallelOptions> {
     require(world % tp == 0, "[parallel] tp=" + std::to_string(tp) +
                                  " does not divide the world size " + std::to_string(world));
     require(zero == 0 || zero == 1, "[parallel] zero must be 0 or 1");
+    // A bucket holds at least one float; more than 64 GiB is a typo, not a setting.
+    base::require_in_range("[parallel] bucket_mb", bucket_mb, 1e-3, 65536.0);
   }
 
   // The field list (base/fields.h): every option once, with its doc line.

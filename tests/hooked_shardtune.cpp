@@ -5,11 +5,19 @@
 //   SHARDTUNE_TEST_CHECKPOINT_PAUSE_S=S       inside every checkpoint write (after the data, before
 //   SHARDTUNE_TEST_CHECKPOINT_PAUSE_STEP=N    the close; only at step N if set) write
 //                                             <dir>/pause-rank<r>.pid, then sleep S seconds
+//   SHARDTUNE_TEST_SETUP_PAUSE_S=S            during set-up write SHARDTUNE_TEST_SETUP_PAUSE_FILE
+//                                             .<rank> (if set), then sleep S seconds
+//   SHARDTUNE_TEST_NAN_AT_STEP=N or N-M       before step N (each of N..M), on rank
+//   SHARDTUNE_TEST_NAN_RANK=R (default 0)     R, write NaN into the first element of the first
+//   SHARDTUNE_TEST_NAN_TARGET=grad|weight     trainable parameter's gradient (default; the step
+//                                             alone is non-finite) or of the last one's weight
+//                                             (every later step is)
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <fstream>
 #include <stdexcept>
 #include <string>
@@ -17,6 +25,7 @@
 
 #include "base/env.h"
 #include "launch/cli.h"
+#include "launch/hooks.h"
 
 using namespace shardtune;
 
@@ -43,6 +52,35 @@ int main(int argc, char** argv) {
                           .string())
             << ::getpid() << "\n";
       }
+      std::this_thread::sleep_for(std::chrono::duration<double>(pause));
+    };
+  }
+  if (const char* at = base::read_env(base::kEnvTestNanAtStep)) {
+    const std::string range = at;
+    const auto dash = range.find('-');
+    const int64_t first = std::atoll(range.c_str());
+    const int64_t last = dash == std::string::npos ? first : std::atoll(range.c_str() + dash + 1);
+    const char* rank_text = base::read_env(base::kEnvTestNanRank);
+    const int on_rank = rank_text ? std::atoi(rank_text) : 0;
+    const char* target_text = base::read_env(base::kEnvTestNanTarget);
+    const bool weight = target_text && std::string(target_text) == "weight";
+    hooks.before_step_parameters = [=](int64_t step, int rank,
+                                       const std::vector<core::NamedParameter>& trainable) {
+      if (step < first || step > last || rank != on_rank || trainable.empty()) return;
+      torch::NoGradGuard no_grad;
+      // A gradient: the first parameter's (its norm is then NaN). A weight: the last parameter's
+      // (the output side, used by every token; the first is an embedding row that may be unused).
+      const auto& p = weight ? trainable.back().param : trainable.front().param;
+      auto target = weight ? p : p.grad();
+      target.view(-1)[0].fill_(std::numeric_limits<double>::quiet_NaN());
+    };
+  }
+  if (const char* seconds = base::read_env(base::kEnvTestSetupPauseSeconds)) {
+    const double pause = std::atof(seconds);
+    const char* file = base::read_env(base::kEnvTestSetupPauseFile);
+    const std::string path = file ? file : "";
+    hooks.during_setup = [pause, path](int rank) {
+      if (!path.empty()) std::ofstream(path + "." + std::to_string(rank)) << ::getpid() << "\n";
       std::this_thread::sleep_for(std::chrono::duration<double>(pause));
     };
   }

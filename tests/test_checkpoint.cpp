@@ -326,9 +326,14 @@ TEST(CheckpointTrainer, StopSignalCheckpointsAndReturns) {
   c.train.steps = 50;
   c.checkpoint.dir = dir + "/ckpt";
   launch::install_stop_signals();
-  launch::Trainer t(c, grid);
-  std::raise(SIGUSR1);  // arrives before the first step: training stops after step 1
+  launch::TestHooks hooks;
+  // Arrives while step 2 is being prepared: the step boundary stops training after step 1.
+  hooks.before_step = [](int64_t step) {
+    if (step == 2) std::raise(SIGUSR1);
+  };
+  launch::Trainer t(c, grid, hooks);
   const auto losses = t.train();
+  EXPECT_EQ(t.stopped_by_signal(), SIGUSR1);
   launch::clear_stop_request();
   EXPECT_EQ(losses.size(), 1u);
   EXPECT_EQ(t.steps_done(), 1);

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cli_helpers.h"
+#include "launch/agree.h"
 #include "train_helpers.h"
 
 using namespace shardtune::testing;
@@ -196,4 +197,28 @@ TEST(CliMpi, TensorParallelLayoutErrorEndsAllRanksWithOneMessage) {
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_EQ(count(r.output, "shardtune: error"), 1) << r.output;
   EXPECT_NE(r.output.find("[model] intermediate_size=65"), std::string::npos) << r.output;
+}
+
+// Error lines: one line whatever the message holds, LibTorch errors without their backtrace.
+
+TEST(ErrorLine, ControlCharactersAreEscaped) {
+  using shardtune::launch::one_line;
+  EXPECT_EQ(one_line("a\nb\rc\td\x1b[2Je\x7f"), "a\\nb\\rc\\td\\x1b[2Je\\x7f");
+  EXPECT_EQ(one_line("trailing newline\n"), "trailing newline");
+  EXPECT_EQ(one_line("caf\xc3\xa9"), "caf\xc3\xa9");  // UTF-8 is kept
+}
+
+TEST(ErrorLine, LibTorchErrorsLoseTheirBacktrace) {
+  try {
+    torch::zeros({2, 3}).view({4});
+    ADD_FAILURE() << "no error";
+  } catch (const std::exception& e) {
+    const std::string line = shardtune::launch::message_of(e);
+    EXPECT_EQ(line.find("Exception raised from"), std::string::npos) << line;
+    EXPECT_EQ(line.find("frame #"), std::string::npos) << line;
+    EXPECT_EQ(line.find('\n'), std::string::npos) << line;
+    EXPECT_EQ(line.rfind("internal error: ", 0), 0u) << line;
+  }
+  EXPECT_EQ(shardtune::launch::message_of(shardtune::UserError("bad\nvalue")), "bad\\nvalue");
+  EXPECT_EQ(shardtune::launch::exit_code_of(shardtune::launch::NonFiniteError("x")), 3);
 }

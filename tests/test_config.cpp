@@ -132,3 +132,86 @@ TEST(Config, CommandLineOverridesTheFileAndUnknownKeysAreRefused) {
   EXPECT_THROW(launch::parse_config({"--train.nope=1"}, bad, help), UserError);
   EXPECT_THROW(parse({"--checkpoint.transfer=sometimes"}).validate(1), UserError);
 }
+
+namespace {
+
+// The message of the UserError that parsing + validating `args` throws ("" when none).
+std::string config_error(const std::vector<std::string>& args) {
+  const auto dir = temp_dir("config_ranges");
+  try {
+    launch::Config c = tiny_config(dir);
+    std::string help;
+    const auto file = write_file(dir + "/c.ini", c.to_ini());
+    std::vector<std::string> all = {"--config", file};
+    all.insert(all.end(), args.begin(), args.end());
+    launch::Config parsed;
+    launch::parse_config(all, parsed, help);
+    parsed.validate(1);
+  } catch (const UserError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(Config, EveryNumericOptionIsRangeChecked) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--train.grad_clip=nan", "[train] grad_clip=nan must be a finite number"},
+      {"--train.lr=inf", "[train] lr=inf must be a finite number"},
+      {"--train.lr=0", "[train] lr=0 must be positive"},
+      {"--train.min_lr=-1", "[train] min_lr=-1 must be in [0, "},
+      {"--train.beta1=1", "[train] beta1=1 must be in [0, 1)"},
+      {"--train.beta2=-0.1", "[train] beta2=-0.1 must be in [0, 1)"},
+      {"--train.eps=0", "[train] eps=0 must be positive"},
+      {"--train.weight_decay=-inf", "[train] weight_decay=-inf must be a finite number"},
+      {"--train.steps=-3", "[train] steps=-3 must be >= 1"},
+      {"--train.eval_every=-1", "[train] eval_every=-1 must be >= 0"},
+      {"--train.warmup_steps=-1", "[train] warmup_steps=-1 must be in [0, "},
+      {"--train.max_nonfinite_steps=0", "[train] max_nonfinite_steps=0 must be >= 1"},
+      {"--train.on_nonfinite=ignore", "[train] on_nonfinite='ignore' is unknown"},
+      {"--train.seed=-1", "[train] seed='-1' must be a whole number"},
+      {"--train.seed=18446744073709551616", "[train] seed='18446744073709551616' must be"},
+      {"--data.augment_seed=+3", "[data] augment_seed='+3' must be a whole number"},
+      {"--model.rope_theta=0", "[model] rope_theta=0 must be positive"},
+      {"--model.rope_theta=1", "[model] rope_theta=1 must be > 1"},
+      {"--model.norm_eps=nan", "[model] norm_eps=nan must be a finite number"},
+      {"--model.init_std=-0.02", "[model] init_std=-0.02 must be positive"},
+      {"--model.dropout=1", "[model] dropout=1 must be in [0, 1)"},
+      {"--data.max_eval_samples=-5", "[data] max_eval_samples=-5 must be >= 0"},
+      {"--data.synthetic_samples=0", "[data] synthetic_samples=0 must be >= 1"},
+      {"--data.augment_rate=nan", "[data] augment_rate=nan must be a finite number"},
+      {"--checkpoint.every=-2", "[checkpoint] every=-2 must be >= 0"},
+      {"--checkpoint.keep_last=-1", "[checkpoint] keep_last=-1 must be >= 0"},
+      {"--parallel.bucket_mb=inf", "[parallel] bucket_mb=inf must be a finite number"},
+      {"--generate.temperature=nan", "[generate] temperature=nan must be a finite number"},
+      {"--generate.top_k=-1", "[generate] top_k=-1 must be >= 0"},
+      {"--generate.max_new_tokens=0", "[generate] max_new_tokens=0 must be >= 1"},
+  };
+  for (const auto& [arg, expected] : cases) {
+    const std::string message = config_error({arg});
+    EXPECT_NE(message.find(expected), std::string::npos) << arg << " gave: " << message;
+  }
+  EXPECT_EQ(config_error({"--train.seed=18446744073709551615"}), "");  // the full range is valid
+}
+
+TEST(Config, MisspeltOrUnknownSectionsAreRefused) {
+  EXPECT_NE(config_error({"--strategy.lroa.r=4"}).find("unknown section [strategy.lroa]"),
+            std::string::npos);
+  EXPECT_NE(config_error({"--trian.steps=4"}).find("unknown section [trian]"), std::string::npos);
+  // A section for a known strategy that is not the chosen one is kept for when it is chosen.
+  EXPECT_EQ(config_error({"--strategy.lora.r=4"}), "");
+}
+
+TEST(Config, ADirectoryOrFifoIsNotAConfigFile) {
+  const auto dir = temp_dir("config_not_a_file");
+  launch::Config c;
+  std::string help;
+  try {
+    launch::parse_config({"--config", dir}, c, help);
+    ADD_FAILURE() << "a directory was read as a config file";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("not a regular file (a directory)"), std::string::npos)
+        << e.what();
+  }
+}

@@ -1,5 +1,7 @@
 #include "io/checkpoint/hdf5.h"
 
+#include <atomic>
+
 #include <algorithm>
 #include <filesystem>
 
@@ -17,9 +19,12 @@ const QuietHdf5 kQuiet;
 std::vector<hsize_t> to_hsize(const std::vector<int64_t>& v) { return {v.begin(), v.end()}; }
 }  // namespace
 
+std::atomic<bool> g_file_close_failed{false};
+
 bool Handle::reset() {
   bool fine = true;
   if (id_ >= 0) fine = close_(id_) >= 0;
+  if (!fine && close_ == &H5Fclose) g_file_close_failed = true;
   id_ = -1;
   return fine;
 }
@@ -37,7 +42,7 @@ std::string type_name(hid_t type) {
 
 bool write_string_attr(hid_t obj, const char* name, const std::string& value) {
   Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(type.get(), std::max<size_t>(value.size(), 1));
+  if (!type.ok() || H5Tset_size(type.get(), std::max<size_t>(value.size(), 1)) < 0) return false;
   Handle space(H5Screate(H5S_SCALAR), H5Sclose);
   Handle attr(H5Acreate2(obj, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
   return attr.ok() && H5Awrite(attr.get(), type.get(), value.c_str()) >= 0;
@@ -236,3 +241,9 @@ Handle open_for_read(const std::string& file) {
 }
 
 }  // namespace shardtune::io::h5
+
+namespace shardtune::io {
+
+bool hdf5_close_failed() { return h5::g_file_close_failed.load(); }
+
+}  // namespace shardtune::io

@@ -5,6 +5,7 @@
 
 #include <hdf5.h>
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -39,6 +40,9 @@ class Handle {
   hid_t id_;
   herr_t (*close_)(hid_t);
 };
+
+// Set when an H5Fclose through a Handle failed (io::hdf5_close_failed()).
+extern std::atomic<bool> g_file_close_failed;
 
 // "float32", "int64", "uint8", ...: a dataset's stored type (dtypes.h names tensor dtypes alike).
 std::string type_name(hid_t type);

@@ -33,7 +33,8 @@ struct CheckpointInfo {
   int64_t sampler_seed = 0;
   int64_t optimizer_step = 0;    // AdamW step count (bias correction); format 1: = step
   // Frozen parameters are not stored: their source. "" = every parameter is in the file;
-  // seed_base(n) = the seeded initialisation; file_base(path, digest) = [checkpoint] init_from.
+  // seed_base(n) = the seeded initialisation; file_base(path, digest) = [checkpoint] init_from;
+  // hf_base(dir, digest) = [model] from_hf.
   std::string base_model;
   std::string checksum_algorithm = kChecksumAlgorithm;
   // Format 3. The run that wrote the file (launch/ gives every run an id; a resumed run keeps

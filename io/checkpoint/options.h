@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "base/checks.h"
 #include "base/errors.h"
 #include "base/fields.h"
 
@@ -28,6 +29,8 @@ struct CheckpointOptions : base::FieldList<CheckpointOptions> {
   void validate() const {
     require(transfer == "independent" || transfer == "collective",
             "[checkpoint] transfer='" + transfer + "' is unknown (known: independent, collective)");
+    base::require_count("[checkpoint] every", every, 0);
+    base::require_count("[checkpoint] keep_last", keep_last, 0);
   }
 
   // The field list (base/fields.h): every option once, with its doc line.
