@@ -6,9 +6,14 @@
 // rank held when saving, checkpoint/pieces.h) carries a checksum, verified when it is read. Root
 // attributes hold the run metadata (CheckpointInfo).
 //
-// Writes go to a temporary name, are fsynced on every rank and renamed by rank 0 after a barrier;
-// then the text file <dir>/latest is replaced the same way (checkpoint/durable.h). A crash at any
-// moment leaves the previous checkpoint and `latest` valid.
+// Writes go to a unique temporary name created exclusively (never through a symlink), are fsynced
+// on every rank and renamed by rank 0 after a barrier; then the text file <dir>/latest is replaced
+// the same way (checkpoint/durable.h). A crash at any moment leaves the previous checkpoint and
+// `latest` valid. Pruning deletes only files of the writing run (CheckpointInfo::run_id).
+//
+// Every read treats the file as hostile (checkpoint/verify.h): attributes are type-, size- and
+// range-checked before use, the metadata is covered by a checksum (format 3), every piece by its
+// own, and a missing checksum is an error.
 //
 // Reading is not collective: every rank opens the file read-only with the serial driver and reads
 // the saved pieces that overlap its own spec, so a checkpoint saved at one TP x DP layout loads
@@ -68,8 +73,22 @@ std::string save_sharded_checkpoint(const std::string& dir, const CheckpointInfo
 std::string save_checkpoint(const std::string& dir, const CheckpointInfo& info,
                             const std::vector<CheckpointTensor>& tensors, int keep_last);
 
-// A checkpoint file, or a directory whose `latest` names one. Throws UserError when neither.
+// A checkpoint file, or a directory whose `latest` names one. `latest` must be a regular file (not
+// a symlink, not a FIFO) of at most 4 KiB holding one plain file name (no '/', not '..'; trailing
+// whitespace tolerated) of a regular file in the directory. Throws UserError otherwise.
 std::string resolve_checkpoint(const std::string& path);
+
+// The step files (step-<digits>.h5, regular files, not symlinks) of `dir`, sorted by step number
+// (numerically, at any width); empty when the directory does not exist.
+struct StepFile {
+  int64_t step = 0;
+  std::string name;  // file name in dir
+};
+std::vector<StepFile> list_step_files(const std::string& dir);
+
+// The run id a checkpoint records ("" for format 1 and 2 files); reads one attribute only (cheap,
+// checked). UserError when the file is unreadable.
+std::string read_run_id(const std::string& file);
 
 // The root attributes (format 1 and 2; UserError for other versions or missing fields).
 CheckpointInfo read_checkpoint_info(const std::string& file);
@@ -91,6 +110,10 @@ std::vector<TensorEntry> list_checkpoint_tensors(const std::string& file);
 // A digest of the whole checkpoint's content (its datasets' checksums and shapes; cheap: no data
 // read), for base-model references.
 std::string checkpoint_digest(const std::string& file);
+
+// The digest plus the metadata (root attributes): ranks compare it to prove they opened the same
+// checkpoint (launch/resume.h).
+std::string checkpoint_identity(const std::string& file);
 
 // True once closing an HDF5 file has failed in this process (a full disk while saving). libhdf5
 // 1.10 then holds a half-closed file that its exit handler closes again and crashes on (SIGSEGV

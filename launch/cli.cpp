@@ -19,6 +19,7 @@
 #include "launch/cli_reference.h"
 #include "launch/commands.h"
 #include "launch/config.h"
+#include "launch/resume.h"
 #include "launch/signals.h"
 #include "launch/trainer.h"
 #include "parallel/mpi_communicator.h"
@@ -93,6 +94,11 @@ class Run {
                     " needs [checkpoint] init_from=FILE|DIR (or [model] from_hf=DIR)");
       }
       return kUserErrorExitCode;
+    }
+    // Rank 0 resolves resume/init_from for every rank; the checkpoint directory is claimed and
+    // probed (launch/resume.h).
+    if (int rc = prepare_checkpoints(world, config_, command_.saves_checkpoints); rc != 0) {
+      return rc;
     }
     if (int rc = agree(world, [&] {
           if (hooks_.during_setup) hooks_.during_setup(mpi_->rank());

@@ -32,7 +32,7 @@ void run_export(RunContext& c) { run_export_command(c.trainer, c.grid); }
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
       {"train", "  train     fine-tune or pretrain a model (see --help for every option)\n",
-       nullptr, run_train, false, true},
+       nullptr, run_train, false, true, true},
       {"eval",
        "  eval      held-out loss and perplexity of a checkpoint ([checkpoint] init_from)\n",
        nullptr, run_eval, true, false},

@@ -30,6 +30,9 @@ struct Command {
   void (*run)(RunContext& context) = nullptr;
   bool needs_checkpoint = false;
   bool stop_signals = false;  // SIGINT/SIGTERM/SIGUSR1 finish the step, save, exit 75
+  // Writes checkpoints: at start-up the run claims and probes its checkpoint directory
+  // (launch/resume.h prepare_checkpoints).
+  bool saves_checkpoints = false;
 };
 
 const std::vector<Command>& commands();

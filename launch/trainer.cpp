@@ -135,7 +135,7 @@ Trainer::Trainer(Config config, parallel::RankGrid& grid, TestHooks hooks)
   // [checkpoint] resume / --resume: parameters, optimizer, step, sampler and RNG streams.
   if (const std::string file = resume_file(c); !file.empty()) {
     TrainingState state{c, grid_, *model_, *strategy_, *step_, *sampler_, *tokenizer_,
-                        steps_done_, {}};
+                        steps_done_, {}, &data_.train};
     load_training_checkpoint(file, state);
   }
 
@@ -273,7 +273,7 @@ void Trainer::log_eval(const core::EvalResult& r) {
 
 std::string Trainer::save() {
   TrainingState state{config_, grid_, *model_, *strategy_, *step_, *sampler_, *tokenizer_,
-                      steps_done_, hooks_.inside_checkpoint_write};
+                      steps_done_, hooks_.inside_checkpoint_write, &data_.train};
   return save_training_checkpoint(state);
 }
 

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "base/errors.h"
 #include "core/shard.h"
@@ -63,12 +64,27 @@ void load_hf_base(const std::string& dir, core::CausalLMImpl& model) {
                report.tensors, dir, report.bytes_read, report.ignored.size());
 }
 
-void load_base_weights(const std::string& checkpoint, core::CausalLMImpl& model, uint64_t seed) {
+namespace {
+
+// Follows the chain of base references from `checkpoint`: each file in it is loaded at most once,
+// so a file naming itself (or any cycle) is refused instead of recursing until the stack ends.
+void load_base_chain(const std::string& checkpoint, core::CausalLMImpl& model, uint64_t seed,
+                     std::vector<std::string>& chain) {
   const std::string file = io::resolve_checkpoint(checkpoint);
+  std::error_code ec;
+  const std::string canonical = fs::weakly_canonical(fs::absolute(file), ec).string();
+  for (const auto& seen : chain) {
+    require(seen != canonical, file + ": its chain of base models loops back to " + seen +
+                                   " (a checkpoint naming itself or a cycle as its base)");
+  }
+  constexpr size_t kMaxChain = 16;
+  require(chain.size() < kMaxChain, file + ": chain of base models longer than " +
+                                        std::to_string(kMaxChain) + " checkpoints");
+  chain.push_back(canonical);
   const auto info = io::read_checkpoint_info(file);
   require(core::ModelConfig::from_json(info.model_config) == model.config(),
-          file + ": model config differs from [model]: saved " + info.model_config +
-              ", configured " + model.config().to_json());
+          file + ": model config differs from [model]: saved " +
+              io::printable(info.model_config) + ", configured " + model.config().to_json());
   const auto base = io::parse_base_reference(info.base_model, file);
   switch (base.kind) {
     case io::BaseReference::Kind::kNone:
@@ -76,24 +92,39 @@ void load_base_weights(const std::string& checkpoint, core::CausalLMImpl& model,
       return;
     case io::BaseReference::Kind::kSeed:
       require(base.seed == std::to_string(seed),
-              file + ": its base model is the initialisation of seed " + base.seed +
-                  "; set [train] seed=" + base.seed);
+              file + ": its base model is the initialisation of seed " + io::printable(base.seed) +
+                  "; set [train] seed=" + io::printable(base.seed));
       return;
-    case io::BaseReference::Kind::kFile:
-      require(fs::is_regular_file(base.path),
-              file + ": its base model " + base.path + " is missing");
+    case io::BaseReference::Kind::kFile: {
+      std::error_code sec;
+      require(fs::is_regular_file(base.path, sec),
+              file + ": its base model " + io::printable(base.path) + " is missing");
+      for (const auto& seen : chain) {
+        require(seen != fs::weakly_canonical(base.path, sec).string(),
+                file + ": its chain of base models loops back to " + seen +
+                    " (a checkpoint naming itself or a cycle as its base)");
+      }
       require(io::checkpoint_digest(base.path) == base.digest,
-              file + ": its base model " + base.path + " has changed since (digest differs)");
-      load_base_weights(base.path, model, seed);
+              file + ": its base model " + io::printable(base.path) +
+                  " has changed since (digest differs)");
+      load_base_chain(base.path, model, seed, chain);
       return;
+    }
     case io::BaseReference::Kind::kHf:
       require(fs::is_directory(base.path),
-              file + ": its base model, the Hugging Face folder " + base.path + ", is missing");
+              file + ": its base model, the Hugging Face folder " + io::printable(base.path) + ", is missing");
       require(io::hf_folder_digest(base.path) == base.digest,
-              file + ": its base model " + base.path + " has changed since (digest differs)");
+              file + ": its base model " + io::printable(base.path) + " has changed since (digest differs)");
       load_hf_base(base.path, model);
       return;
   }
+}
+
+}  // namespace
+
+void load_base_weights(const std::string& checkpoint, core::CausalLMImpl& model, uint64_t seed) {
+  std::vector<std::string> chain;
+  load_base_chain(checkpoint, model, seed, chain);
 }
 
 void load_added_parameters(const core::Strategy& strategy, core::CausalLMImpl& model) {

@@ -56,6 +56,7 @@ TEST(CheckpointFormat, RoundTripInfoAndTensors) {
   info.dp = 3;
   info.zero = 1;
   info.world = 6;
+  info.layout = io::layout_name(2, 3, 1);
   info.consumed_samples = 56;
   info.sampler_seed = 99;
   info.optimizer_step = 7;
@@ -115,11 +116,64 @@ TEST(CheckpointFormat, LatestAndKeepLast) {
   EXPECT_TRUE(fs::exists(dir + "/step-00000003.h5"));
   EXPECT_TRUE(fs::exists(dir + "/step-00000004.h5"));
   EXPECT_EQ(read_all(dir + "/latest"), "step-00000004.h5\n");
-  // A write interrupted earlier leaves a .tmp: the next save removes it and `latest` never names it.
-  write_file(dir + "/step-00000005.h5.tmp", "partial");
+  // A write of this run interrupted earlier leaves its temporary: the next save removes it and
+  // `latest` never names it. Another run's temporary (it may be writing right now) and a name
+  // of the older scheme stay.
+  const std::string mine = dir + "/step-00000005.h5.anon-00112233aabbccdd.tmp";
+  const std::string theirs = dir + "/step-00000005.h5.0badc0ffee-00112233aabbccdd.tmp";
+  write_file(mine, "partial");
+  write_file(theirs, "in progress");
+  write_file(dir + "/step-00000005.h5.tmp", "old scheme");
   save_sample(dir, 6, 2);
-  EXPECT_FALSE(fs::exists(dir + "/step-00000005.h5.tmp"));
+  EXPECT_FALSE(fs::exists(mine));
+  EXPECT_TRUE(fs::exists(theirs));
+  EXPECT_TRUE(fs::exists(dir + "/step-00000005.h5.tmp"));
   EXPECT_EQ(io::resolve_checkpoint(dir), dir + "/step-00000006.h5");
+}
+
+TEST(CheckpointFormat, PruningDeletesOnlyThisRunsFiles) {
+  const auto dir = temp_dir("ckpt_prune_runs");
+  auto save_as = [&](const std::string& run, int64_t step) {
+    auto info = test_info(step);
+    info.run_id = run;
+    std::vector<io::CheckpointTensor> t{{"/model/x", torch::ones({4})}};
+    return io::save_checkpoint(dir, info, t, 1);
+  };
+  save_as("aaaa", 1);
+  save_as("bbbb", 2);  // another run's file in the directory
+  save_as("aaaa", 3);
+  save_as("aaaa", 4);
+  EXPECT_FALSE(fs::exists(dir + "/step-00000001.h5"));
+  EXPECT_TRUE(fs::exists(dir + "/step-00000002.h5"));  // not this run's: never pruned
+  EXPECT_FALSE(fs::exists(dir + "/step-00000003.h5"));
+  EXPECT_EQ(io::read_run_id(dir + "/step-00000002.h5"), "bbbb");
+  EXPECT_EQ(io::read_run_id(io::resolve_checkpoint(dir)), "aaaa");
+}
+
+TEST(CheckpointFormat, StepFilesSortNumericallyAtAnyWidth) {
+  const auto dir = temp_dir("ckpt_widths");
+  for (int64_t s : {99999999, 100000000, 7, 1000000001}) save_sample(dir, s, 0);
+  write_file(dir + "/step-12x.h5", "not a step file");
+  fs::create_symlink(dir + "/step-00000007.h5", dir + "/step-00000008.h5");  // not a plain file
+  std::vector<int64_t> steps;
+  for (const auto& f : io::list_step_files(dir)) steps.push_back(f.step);
+  EXPECT_EQ(steps, (std::vector<int64_t>{7, 99999999, 100000000, 1000000001}));
+  save_sample(dir, 1000000002, 2);  // keeps the two numerically newest, whatever their width
+  steps.clear();
+  for (const auto& f : io::list_step_files(dir)) steps.push_back(f.step);
+  EXPECT_EQ(steps, (std::vector<int64_t>{1000000001, 1000000002}));
+}
+
+TEST(CheckpointFormat, TemporaryNamesAreUniqueAndNeverFollowSymlinks) {
+  const auto dir = temp_dir("ckpt_tmp_names");
+  save_sample(dir, 1);
+  const std::string victim = dir + "/../victim_tmp_names";
+  write_file(victim, "precious");
+  fs::create_symlink(victim, dir + "/latest.tmp");
+  fs::create_symlink(victim, dir + "/step-00000002.h5.tmp");
+  save_sample(dir, 2);
+  EXPECT_EQ(read_all(victim), "precious");
+  EXPECT_EQ(io::resolve_checkpoint(dir), dir + "/step-00000002.h5");
 }
 
 TEST(CheckpointErrors, TruncatedFile) {

@@ -171,8 +171,20 @@ TEST(CheckpointCli, SigkillDuringWriteKeepsLatestAndResumes) {
   const std::string pid_file = dir + "/ckpt/pause-rank1.pid";
   ASSERT_TRUE(wait_for([&] { return fs::exists(pid_file) && !read_all(pid_file).empty(); }, 120))
       << read_all(dir + "/log.txt");
-  // Rank 1 is inside the write of step 4 (data written, file not closed).
-  EXPECT_TRUE(fs::exists(dir + "/ckpt/step-00000004.h5.tmp"));
+  // Rank 1 is inside the write of step 4 (data written, file not closed), under this run's
+  // unique temporary name.
+  const auto step4_tmp = [&] {
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(dir + "/ckpt")) {
+      const auto n = e.path().filename().string();
+      if (n.rfind("step-00000004.h5.", 0) == 0 && n.size() > 4 &&
+          n.compare(n.size() - 4, 4, ".tmp") == 0) {
+        out.push_back(n);
+      }
+    }
+    return out;
+  };
+  EXPECT_EQ(step4_tmp().size(), 1u);
   kill(static_cast<pid_t>(std::stol(read_all(pid_file))), SIGKILL);
   const int code = wait_exit(job, 120);
   EXPECT_NE(code, 0);
@@ -189,7 +201,7 @@ TEST(CheckpointCli, SigkillDuringWriteKeepsLatestAndResumes) {
   ASSERT_EQ(run(dir, "", "--config " + ini + " --checkpoint.every=2 --resume auto"), 0)
       << read_all(dir + "/log.txt");
   EXPECT_EQ(io::read_checkpoint_info(io::resolve_checkpoint(dir + "/ckpt")).step, 6);
-  EXPECT_FALSE(fs::exists(dir + "/ckpt/step-00000004.h5.tmp"));
+  EXPECT_TRUE(step4_tmp().empty()) << "the resumed run (same run id) removes its stale temporary";
   EXPECT_NE(read_all(dir + "/log.txt").find("resumed from " + latest + " at step 2"),
             std::string::npos);
 }

@@ -87,8 +87,9 @@ io::CheckpointInfo info_at(int64_t step) {
   info.strategy = "sft";
   info.strategy_options = "{}";
   info.tokenizer = "byte-v1";
-  info.layout = "synthetic";
+  info.dp = world().size();  // a layout the reader's range checks accept (world = tp x dp)
   info.world = world().size();
+  info.layout = io::layout_name(info.tp, info.dp, info.zero);
   info.step = step;
   return info;
 }

@@ -1,17 +1,16 @@
-// HDF5 plumbing of the checkpoint package (internal to io/): RAII handles, scalar and array
-// attributes, groups, dataspaces and dtypes. Every function reports failure by its return value
+// HDF5 plumbing of the checkpoint package (internal to io/; free of LibTorch): RAII handles,
+// scalar and array attributes, groups, dataspaces and type names. Every function reports failure by its return value
 // or a UserError naming `where`; HDF5's own error printing is off (one line per problem, ours).
 #pragma once
 
 #include <hdf5.h>
-#include <torch/types.h>
 
 #include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "io/checkpoint/pieces.h"
+#include "io/checkpoint/geometry.h"
 
 namespace shardtune::io::h5 {
 
@@ -45,26 +44,35 @@ class Handle {
 // Set when an H5Fclose through a Handle failed (io::hdf5_close_failed()).
 extern std::atomic<bool> g_file_close_failed;
 
-// The file type of a tensor dtype (float32/64, int32/64, uint8); UserError for others.
-hid_t file_type(torch::ScalarType dtype);
-// "float32", "int64", "uint8", ...: a dataset's stored type, and a tensor dtype, in one naming.
+// "float32", "int64", "uint8", ...: a dataset's stored type (dtypes.h names tensor dtypes alike).
 std::string type_name(hid_t type);
-std::string dtype_name(torch::ScalarType dtype);
 
 // Attributes. Writers return false on failure (collective callers collect, then agree).
 bool write_string_attr(hid_t obj, const char* name, const std::string& value);
 bool write_int_attr(hid_t obj, const char* name, int64_t value);
+bool write_u64_attr(hid_t obj, const char* name, uint64_t value);
 bool write_u64_array_attr(hid_t obj, const char* name, const std::vector<uint64_t>& values);
 bool has_attr(hid_t obj, const char* name);
-std::string read_string_attr(hid_t obj, const char* name, const std::string& where);
+
+// Readers. The file is hostile: every reader goes through one checked open that validates the
+// attribute's type class (integer or fixed-length string), its dataspace (scalar or one element
+// for scalars, rank 1 with exactly `count` elements for arrays) and its byte size against the
+// buffer before anything is read. Anything else is a UserError naming `where` and the attribute.
+inline constexpr size_t kMaxStringAttrBytes = size_t{16} << 20;  // 16 MiB
+std::string read_string_attr(hid_t obj, const char* name, const std::string& where,
+                             size_t max_bytes = kMaxStringAttrBytes);
 int64_t read_int_attr(hid_t obj, const char* name, const std::string& where);
 uint64_t read_u64_attr(hid_t obj, const char* name, const std::string& where);
-std::vector<uint64_t> read_u64_array_attr(hid_t obj, const char* name, const std::string& where);
+// Exactly `count` elements (the caller knows how many there must be; at most 2^20).
+std::vector<uint64_t> read_u64_array_attr(hid_t obj, const char* name, const std::string& where,
+                                          int64_t count);
+// The number of elements of a rank-1 integer attribute (checked as above; at most 2^20).
+int64_t u64_array_attr_size(hid_t obj, const char* name, const std::string& where);
 
 // Creates the intermediate groups of `path` ("/a/b/c" -> /a, /a/b). Collective in parallel HDF5:
 // every rank calls it with the same paths in the same order.
 bool ensure_groups(hid_t file, const std::string& path);
-// Whether every component of `path` exists.
+// Whether every component of `path` exists as a hard link (soft and external links: false).
 bool path_exists(hid_t file, const std::string& path);
 
 // A dataspace of `shape` (scalar for an empty shape).

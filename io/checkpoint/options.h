@@ -19,6 +19,11 @@ struct CheckpointOptions : base::FieldList<CheckpointOptions> {
   int keep_last = 2;
   std::string resume;
   std::string transfer = "independent";
+  bool overwrite = false;
+  bool allow_data_change = false;
+  // Not an option: the run's id, set at start-up by launch/resume.h (prepare_checkpoints) and
+  // recorded in every checkpoint; "" outside the CLI.
+  std::string run_id;
 
   // UserError naming the [checkpoint] field.
   void validate() const {
@@ -41,6 +46,11 @@ struct CheckpointOptions : base::FieldList<CheckpointOptions> {
       "also --resume");
     v("transfer", c.transfer,
       "MPI-IO data transfers of a multi-rank save: independent (measured faster) | collective");
+    v("overwrite", c.overwrite,
+      "let a new run take a checkpoint directory holding another run's checkpoints (deletes them)");
+    v("allow_data_change", c.allow_data_change,
+      "resume even when the training data differ from the checkpoint's (a warning instead of an "
+      "error)");
   }
 };
 

@@ -13,22 +13,6 @@ Pieces pieces_of(const core::ShardSpec& s) {
   return p;
 }
 
-bool pieces_from_attributes(const std::vector<int64_t>& shape, int64_t dim, int64_t parts,
-                            int64_t chunk, Pieces& out) {
-  out = Pieces{};
-  if (dim < 0) return true;
-  if (dim >= static_cast<int64_t>(shape.size()) || parts <= 0 || chunk <= 0 ||
-      shape[static_cast<size_t>(dim)] % parts != 0) {
-    return false;
-  }
-  out.dim = static_cast<int>(dim);
-  out.parts = parts;
-  out.chunk = chunk;
-  out.n = shape[static_cast<size_t>(dim)] / parts;
-  out.count = (out.n + chunk - 1) / chunk;
-  return true;
-}
-
 int64_t piece_index(const core::ShardSpec& s) {
   if (!s.sharded()) return 0;
   if (s.length == 0) return -1;
@@ -65,22 +49,6 @@ std::vector<int64_t> chunk_shape(const std::vector<int64_t>& global, const Piece
   std::vector<int64_t> chunk = global;
   chunk[static_cast<size_t>(pieces.dim)] = pieces.chunk;
   return chunk;
-}
-
-Hyperslab piece_hyperslab(const std::vector<int64_t>& global, const Pieces& pieces, int64_t p) {
-  Hyperslab h;
-  if (global.empty() || pieces.dim < 0) return h;
-  h.whole = false;
-  const size_t nd = global.size(), d = static_cast<size_t>(pieces.dim);
-  h.start.assign(nd, 0);
-  h.stride.assign(nd, 1);
-  h.count.assign(nd, 1);
-  h.block = global;
-  h.start[d] = pieces.offset(p);
-  h.stride[d] = std::max<int64_t>(pieces.n, 1);
-  h.count[d] = pieces.parts;
-  h.block[d] = pieces.length(p);
-  return h;
 }
 
 void place_piece(torch::Tensor& full, const torch::Tensor& piece, const Pieces& pieces,

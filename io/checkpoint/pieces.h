@@ -20,27 +20,12 @@
 #include <vector>
 
 #include "core/shard.h"
+#include "io/checkpoint/geometry.h"
 
 namespace shardtune::io {
 
-struct Pieces {
-  int dim = -1;        // split dimension; -1 = replicated: one piece, the whole tensor
-  int64_t parts = 1;   // segments of `dim` cut alike
-  int64_t chunk = 0;   // entries per piece in each segment (the last piece may hold fewer)
-  int64_t n = 0;       // entries per segment: global size of `dim` / parts
-  int64_t count = 1;   // number of pieces
-
-  int64_t offset(int64_t p) const { return p * chunk; }
-  int64_t length(int64_t p) const { return std::min(chunk, n - p * chunk); }
-};
-
 // The pieces a tensor with spec `s` is saved in.
 Pieces pieces_of(const core::ShardSpec& s);
-// The pieces a stored dataset of `shape` describes by its attributes (shard_dim, shard_parts,
-// shard_chunk); false when they are inconsistent with the shape.
-bool pieces_from_attributes(const std::vector<int64_t>& shape, int64_t dim, int64_t parts,
-                            int64_t chunk, Pieces& out);
-
 // The piece this rank holds under spec `s` (what it writes), or -1 when it holds only padding.
 int64_t piece_index(const core::ShardSpec& s);
 
@@ -59,14 +44,6 @@ std::vector<int64_t> piece_shape(const std::vector<int64_t>& global, const Piece
 // HDF5 chunk dimensions: one chunk per piece (global shape with `dim` set to chunk); empty for a
 // replicated or empty tensor (contiguous layout).
 std::vector<int64_t> chunk_shape(const std::vector<int64_t>& global, const Pieces& pieces);
-
-// Where piece p lies in the global dataspace (start/stride/count/block per dimension, as
-// H5Sselect_hyperslab takes them); `whole` = the entire dataspace (replicated, scalar).
-struct Hyperslab {
-  bool whole = true;
-  std::vector<int64_t> start, stride, count, block;
-};
-Hyperslab piece_hyperslab(const std::vector<int64_t>& global, const Pieces& pieces, int64_t p);
 
 // Copies piece p (a tensor of piece_shape) into its place in `full` (the global-shape tensor).
 void place_piece(torch::Tensor& full, const torch::Tensor& piece, const Pieces& pieces, int64_t p);

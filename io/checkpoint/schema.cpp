@@ -1,6 +1,8 @@
 #include "io/checkpoint/schema.h"
 
+#include <cctype>
 #include <cstdio>
+#include <type_traits>
 #include <sstream>
 
 #include "base/errors.h"
@@ -18,48 +20,27 @@ std::string exp_avg_sq_path(const std::string& parameter) {
 }
 std::string rng_path(const std::string& stream) { return "/rng/" + stream; }
 
-std::string step_file_name(int64_t step) {
-  char name[64];
-  std::snprintf(name, sizeof(name), "step-%08lld.h5", static_cast<long long>(step));
-  return name;
-}
-
-std::string layout_name(int64_t tp, int64_t dp, int64_t zero) {
-  return "tp=" + std::to_string(tp) + ",dp=" + std::to_string(dp) + ",zero=" + std::to_string(zero);
-}
-
-std::string describe(CheckpointInfo info) {
-  std::ostringstream out;
-  const int64_t version = info.format_version;
-  info.fields([&](const char* name, auto& value, int since) {
-    if (since > version) return;
-    out << name << ": ";
-    if (std::string(name) == "base_model" && info.base_model.empty()) {
-      out << "(self-contained)";
-    } else {
-      out << value;
-    }
-    out << "\n";
-  });
-  return out.str();
-}
-
 void require_compatible(const std::string& file, const CheckpointInfo& saved,
                         const CheckpointInfo& expected) {
-  require(core::ModelConfig::from_json(saved.model_config) ==
-              core::ModelConfig::from_json(expected.model_config),
-          file + ": model config differs from [model]: saved " + saved.model_config +
+  core::ModelConfig saved_model;
+  try {
+    saved_model = core::ModelConfig::from_json(saved.model_config);
+  } catch (const std::exception& e) {
+    throw UserError(file + ": " + printable(e.what()));
+  }
+  require(saved_model == core::ModelConfig::from_json(expected.model_config),
+          file + ": model config differs from [model]: saved " + printable(saved.model_config) +
               ", configured " + expected.model_config);
   require(saved.strategy == expected.strategy,
-          file + ": saved by strategy '" + saved.strategy + "', but this run uses '" +
+          file + ": saved by strategy '" + printable(saved.strategy) + "', but this run uses '" +
               expected.strategy + "' ([strategy] name)");
   if (saved.format_version >= 2) {
     require(saved.strategy_options == expected.strategy_options,
-            file + ": strategy options differ: saved " + saved.strategy_options +
+            file + ": strategy options differ: saved " + printable(saved.strategy_options) +
                 ", configured " + expected.strategy_options);
   }
   require(saved.tokenizer == expected.tokenizer,
-          file + ": tokenizer differs: saved '" + saved.tokenizer + "', configured '" +
+          file + ": tokenizer differs: saved '" + printable(saved.tokenizer) + "', configured '" +
               expected.tokenizer + "'");
 }
 
@@ -88,11 +69,12 @@ BaseReference parse_base_reference(const std::string& text, const std::string& f
     return ref;
   }
   const auto cut = text.rfind(kDigestMark);
-  require(cut != std::string::npos, file + ": malformed base_model attribute '" + text + "'");
+  require(cut != std::string::npos,
+          file + ": malformed base_model attribute '" + printable(text) + "'");
   const bool hf = base::starts_with(text, kHfPrefix);
   ref.kind = hf ? BaseReference::Kind::kHf : BaseReference::Kind::kFile;
   const size_t start = hf ? std::string(kHfPrefix).size() : 0;
-  require(cut >= start, file + ": malformed base_model attribute '" + text + "'");
+  require(cut >= start, file + ": malformed base_model attribute '" + printable(text) + "'");
   ref.path = text.substr(start, cut - start);
   ref.digest = text.substr(cut + std::string(kDigestMark).size());
   return ref;

@@ -4,7 +4,7 @@
 // reader, `ckpt inspect`, resume, export and strategy tensors (launch/) all use these, so a path or
 // a field is spelt once. docs/checkpoint-format.md describes the same in prose.
 //
-// File layout (format 2):
+// File layout (format 3; 2 and 1 are still read):
 //   /model/<parameter>                 a parameter at its global shape (Hugging Face names)
 //   /optimizer/<parameter>/exp_avg     AdamW moments, shaped and sharded like the parameter
 //   /optimizer/<parameter>/exp_avg_sq
@@ -20,71 +20,15 @@
 #include <vector>
 
 #include "core/shard.h"
+#include "io/checkpoint/info.h"
 
 namespace shardtune::io {
-
-inline constexpr int kCheckpointFormatVersion = 2;
-inline constexpr const char* kChecksumAlgorithm = "fnv1a64x4";
-inline constexpr const char* kLatestPointer = "latest";
 
 // ---- where tensors and files live ------------------------------------------------------------
 std::string model_tensor_path(const std::string& parameter);  // /model/<parameter>
 std::string exp_avg_path(const std::string& parameter);       // /optimizer/<parameter>/exp_avg
 std::string exp_avg_sq_path(const std::string& parameter);    // /optimizer/<parameter>/exp_avg_sq
 std::string rng_path(const std::string& stream);              // /rng/<stream>
-std::string step_file_name(int64_t step);                     // step-00000100.h5
-std::string layout_name(int64_t tp, int64_t dp, int64_t zero);  // "tp=2,dp=1,zero=0"
-
-// ---- metadata: the root attributes -------------------------------------------------------------
-// Every field is listed once, in fields(): the writer, the reader and `ckpt inspect` walk that
-// list. `since` is the format version that introduced a field; older files lack it.
-struct CheckpointInfo {
-  int64_t format_version = kCheckpointFormatVersion;
-  std::string shardtune_version;
-  std::string model_config;      // core::ModelConfig JSON
-  std::string strategy;          // strategy name
-  std::string strategy_options;  // JSON object of the strategy's options
-  std::string tokenizer;         // tokenizer identity
-  std::string layout;            // layout_name(tp, dp, zero) of the run that saved it
-  int64_t tp = 1, dp = 1, zero = 0;
-  int64_t world = 1;             // ranks that wrote the file (rows of the /rng datasets)
-  int64_t step = 0;
-  int64_t consumed_samples = 0;  // core::DistributedSampler position
-  int64_t sampler_seed = 0;
-  int64_t optimizer_step = 0;    // AdamW step count (bias correction); format 1: = step
-  // Frozen parameters are not stored: their source. "" = every parameter is in the file;
-  // seed_base(n) = the seeded initialisation; file_base(path, digest) = [checkpoint] init_from;
-  // hf_base(dir, digest) = [model] from_hf.
-  std::string base_model;
-  std::string checksum_algorithm = kChecksumAlgorithm;
-
-  // v(name, member, since): int64_t and std::string members, in the order attributes are written
-  // and shown.
-  template <typename V>
-  void fields(V&& v) {
-    v("format_version", format_version, 1);
-    v("shardtune_version", shardtune_version, 1);
-    v("step", step, 1);
-    v("consumed_samples", consumed_samples, 1);
-    v("layout", layout, 1);
-    v("strategy", strategy, 1);
-    v("strategy_options", strategy_options, 2);
-    v("tokenizer", tokenizer, 1);
-    v("model_config", model_config, 1);
-    v("tp", tp, 2);
-    v("dp", dp, 2);
-    v("zero", zero, 2);
-    v("world", world, 2);
-    v("sampler_seed", sampler_seed, 2);
-    v("optimizer_step", optimizer_step, 2);
-    v("base_model", base_model, 2);
-    v("checksum_algorithm", checksum_algorithm, 2);
-  }
-};
-
-// "name: value" lines of every field the file's format has, as `shardtune ckpt inspect` prints
-// them (an empty base_model shows as "(self-contained)").
-std::string describe(CheckpointInfo info);
 
 // UserError naming `file` when the saved model config, strategy, strategy options (format 2) or
 // tokenizer differ from `expected`'s.

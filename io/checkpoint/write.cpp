@@ -3,23 +3,28 @@
 //      that all ranks write the same attributes and a piece without exactly one writer is caught
 //      before anything is created;
 //   2. the directory, agreed on;
-//   3. the file <step>.h5.tmp, created collectively; groups, datasets and attributes in the same
+//   3. a temporary file step-N.h5.<run>-<random>.tmp (name drawn by rank 0, broadcast), created
+//      collectively and exclusively (O_EXCL: never an existing file, never through a symlink); groups, datasets and attributes in the same
 //      order on every rank (HDF5 requires structure changes to be collective), each rank writing
 //      only its pieces. After a failure a rank keeps making the same collective calls, so no rank
 //      waits forever, and the failure is agreed on at the end;
 //   4. fsync on every rank (each node flushes its own writes); rank 0 renames the file, replaces
-//      `latest` and prunes, durably (durable.h).
+//      `latest` and prunes the run's own older files, durably (durable.h).
 #include <algorithm>
 #include <climits>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <random>
 #include <type_traits>
 
 #include "base/errors.h"
 #include "io/checkpoint.h"
 #include "io/checkpoint/durable.h"
+#include "io/checkpoint/dtypes.h"
 #include "io/checkpoint/hdf5.h"
 #include "io/checkpoint/pieces.h"
+#include "io/checkpoint/verify.h"
 #include "parallel/local_communicator.h"
 #include "parallel/mpi_communicator.h"
 
@@ -87,9 +92,10 @@ PieceSums checksum_pieces(const std::vector<ShardedTensor>& tensors,
   return out;
 }
 
-// Root attributes from the schema's field list.
-bool write_info(hid_t file, CheckpointInfo info) {
-  bool ok = true;
+// Root attributes from the schema's field list, then the metadata checksum over them and every
+// dataset's description (all known before the file is created: shapes, dtypes, piece sums).
+bool write_info(hid_t file, CheckpointInfo info, uint64_t meta_sum) {
+  bool ok = h5::write_u64_attr(file, kMetadataChecksum, meta_sum);
   info.fields([&](const char* name, auto& value, int) {
     if constexpr (std::is_same_v<std::decay_t<decltype(value)>, std::string>) {
       ok = ok && h5::write_string_attr(file, name, value);
@@ -143,25 +149,50 @@ std::string write_tensor(hid_t file, hid_t dxpl, const ShardedTensor& t, const t
   return error;
 }
 
-// Removes step files beyond the newest keep_last (never `keep_name`) and any *.h5.tmp left by an
-// interrupted write.
-void prune(const std::string& dir, const std::string& keep_name, int keep_last) {
-  std::vector<std::string> steps;
+// The temporary names of this run's writes: step-N.h5.<tag>-<16 hex>.tmp.
+std::string tmp_tag(const std::string& run_id) { return run_id.empty() ? "anon" : run_id; }
+
+// Removes this run's step files beyond the newest keep_last (never `keep_name`) and this run's
+// temporary files left by an interrupted write. Files of other runs (another run id, an older
+// format without one, anything unreadable) and their temporaries are never touched.
+void prune(const std::string& dir, const std::string& keep_name, const std::string& run_id,
+           int keep_last) {
   std::error_code ec;
+  const std::string mine = ".h5." + tmp_tag(run_id) + "-";
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     const std::string n = entry.path().filename().string();
-    if (n.rfind("step-", 0) != 0) continue;
-    if (entry.path().extension() == ".h5") {
-      steps.push_back(n);
-    } else if (n.size() > 7 && n.compare(n.size() - 7, 7, ".h5.tmp") == 0) {
+    if (n.rfind("step-", 0) == 0 && n.find(mine) != std::string::npos && n.size() > 4 &&
+        n.compare(n.size() - 4, 4, ".tmp") == 0 && entry.is_regular_file(ec) &&
+        !entry.is_symlink(ec)) {
       fs::remove(entry.path(), ec);
     }
   }
   if (keep_last <= 0) return;
-  std::sort(steps.begin(), steps.end());
-  for (size_t i = 0; i + static_cast<size_t>(keep_last) < steps.size(); ++i) {
-    if (steps[i] != keep_name) fs::remove(fs::path(dir) / steps[i], ec);
+  std::vector<StepFile> ours;
+  for (const auto& f : list_step_files(dir)) {
+    try {
+      if (read_run_id((fs::path(dir) / f.name).string()) == run_id) ours.push_back(f);
+    } catch (const std::exception&) {
+      // Unreadable: not provably ours, so kept.
+    }
   }
+  for (size_t i = 0; i + static_cast<size_t>(keep_last) < ours.size(); ++i) {
+    if (ours[i].name != keep_name) fs::remove(fs::path(dir) / ours[i].name, ec);
+  }
+}
+
+// A random 64-bit value drawn by rank 0 and broadcast, as 16 hex digits.
+std::string agreed_random_hex(parallel::Communicator& world) {
+  int64_t value = 0;
+  if (world.rank() == 0) {
+    std::random_device rd;
+    value = static_cast<int64_t>((static_cast<uint64_t>(rd()) << 32) ^ rd());
+  }
+  auto t = torch::tensor({value}, torch::kLong);
+  world.broadcast(t, 0);
+  char hex[17];
+  std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(t.item<int64_t>()));
+  return hex;
 }
 
 }  // namespace
@@ -187,9 +218,26 @@ std::string save_sharded_checkpoint(const std::string& dir, const CheckpointInfo
   }
   agree_or_throw(world, error, dir + ": cannot create checkpoint directory");
 
+  const CheckpointInfo& given = info;
+  CheckpointInfo written = given;
+  written.format_version = kCheckpointFormatVersion;  // the writer writes only the current format
   const std::string name = step_file_name(info.step);
   const std::string final_path = (fs::path(dir) / name).string();
-  const std::string tmp_path = final_path + ".tmp";
+  const std::string tmp_path =
+      final_path + "." + tmp_tag(info.run_id) + "-" + agreed_random_hex(world) + ".tmp";
+  // Everything the metadata checksum covers is known now, identically on every rank.
+  uint64_t meta_sum = 0;
+  {
+    std::vector<DatasetMeta> metas;
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      const Pieces pc = pieces_of(tensors[i].spec);
+      metas.push_back({tensors[i].path, tensors[i].spec.global_shape,
+                       h5::dtype_name(tensors[i].local.scalar_type()), pc.dim, pc.parts, pc.chunk,
+                       std::vector<uint64_t>(pieces.sums.begin() + pieces.first[i],
+                                             pieces.sums.begin() + pieces.first[i + 1])});
+    }
+    meta_sum = metadata_checksum(written, std::move(metas));
+  }
   {
     Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
     if (mpi) {
@@ -199,13 +247,15 @@ std::string save_sharded_checkpoint(const std::string& dir, const CheckpointInfo
     }
     // Large datasets start on 64 KiB boundaries (file-system blocks and stripes).
     H5Pset_alignment(fapl.get(), 64 * 1024, 64 * 1024);
-    Handle file(H5Fcreate(tmp_path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose);
+    // H5F_ACC_EXCL: open(O_CREAT | O_EXCL) in the sec2 driver, MPI_MODE_EXCL in MPI-IO; either
+    // fails on an existing name, a planted symlink included.
+    Handle file(H5Fcreate(tmp_path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, fapl.get()), H5Fclose);
     if (!file.ok()) error = tmp_path + ": cannot create checkpoint file";
     agree_or_throw(world, error, tmp_path + ": cannot create checkpoint file");
     auto fail = [&](const std::string& what) {
       if (error.empty() && !what.empty()) error = tmp_path + ": " + what;
     };
-    if (!write_info(file.get(), info)) fail("cannot write root attributes");
+    if (!write_info(file.get(), written, meta_sum)) fail("cannot write root attributes");
     Handle dxpl(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
     if (mpi) {
       H5Pset_dxpl_mpio(dxpl.get(), options.collective_transfer ? H5FD_MPIO_COLLECTIVE
@@ -226,7 +276,7 @@ std::string save_sharded_checkpoint(const std::string& dir, const CheckpointInfo
     try {
       durable_rename(tmp_path, final_path);
       atomic_write_text((fs::path(dir) / kLatestPointer).string(), name + "\n");
-      prune(dir, name, options.keep_last);
+      prune(dir, name, info.run_id, options.keep_last);
     } catch (const std::exception& e) {
       error = e.what();
     }
