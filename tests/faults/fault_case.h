@@ -15,6 +15,8 @@
 #pragma once
 
 #include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -273,8 +275,9 @@ inline void check_outcome(const FaultCase& c, const Outcome& o) {
 
   std::vector<std::string> error_lines, other_lines;
   std::string err;  // stderr without the launcher's notice
+  const bool under_launcher = c.np > 1 || o.command.find("mpiexec ") != std::string::npos;
   for (const auto& line : lines_of(o.err)) {
-    if (c.np > 1 && launcher_notice(line)) continue;
+    if (under_launcher && launcher_notice(line)) continue;
     err += line + "\n";
     if (is_error_line(line)) {
       error_lines.push_back(line);
@@ -333,6 +336,38 @@ inline std::string scratch_dir(const std::string& name) {
 
 inline void write_file(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
+}
+
+// mtime of a file in nanoseconds (0 when absent).
+inline long long mtime_ns(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return 0;
+  return static_cast<long long>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
+}
+
+// faults-scratch/<name>, made by `build(dir)` (true on success) once per build of shardtune: it is
+// stamped with the executable's mtime and rebuilt under a file lock when the stamp differs, so the
+// test processes that ctest runs in parallel share one copy and never see it half made. Cases copy
+// from it and never edit it.
+template <typename Build>
+std::string built_once(const std::string& name, Build build) {
+  const fs::path root = fs::path(SHARDTUNE_BINARY_DIR) / "faults-scratch";
+  fs::create_directories(root);
+  const std::string dir = (root / name).string();
+  const std::string stamp = dir + ".built-from";
+  const int lock = ::open((root / (name + ".lock")).c_str(), O_CREAT | O_RDWR, 0644);
+  ::flock(lock, LOCK_EX);
+  const std::string binary_stamp = std::to_string(mtime_ns(shardtune_path()));
+  if (read_all(stamp) != binary_stamp) {
+    std::error_code ec;
+    fs::remove(stamp, ec);
+    fs::remove_all(dir, ec);
+    fs::create_directories(dir);
+    if (build(dir)) write_file(stamp, binary_stamp);
+  }
+  ::flock(lock, LOCK_UN);
+  ::close(lock);
+  return dir;
 }
 
 }  // namespace shardtune::faults

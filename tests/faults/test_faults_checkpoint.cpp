@@ -14,18 +14,18 @@ using namespace shardtune::faults;
 
 namespace {
 
-// Written once: <base>/ckpt/{step-00000001.h5, step-00000002.h5, latest} of a 2-step run.
+// <base>/ckpt/{step-00000001.h5, step-00000002.h5, latest} of a 2-step run, written once per
+// build of shardtune and shared by the test processes (fault_case.h built_once).
 const std::string& base_dir() {
-  static const std::string dir = [] {
-    const std::string d = scratch_dir("ckpt_base");
+  static const std::string dir = built_once("ckpt_base", [](const std::string& d) {
     write_file(d + "/c.ini", tiny_ini(d));
     FaultCase c;
     c.args = {"train", "--config", d + "/c.ini"};
     c.expect_code = 0;
     const Outcome o = run_case(c);
     if (o.code != 0) throw std::runtime_error("base run failed: " + o.err);
-    return d;
-  }();
+    return true;
+  });
   return dir;
 }
 
@@ -351,9 +351,11 @@ TEST(CheckpointFaults, CheckpointNamingItselfAsBaseIsRefused) {
 
 TEST(CheckpointFaults, BaseCycleOfTwoIsRefused) {
   auto k = fresh_case("base_cycle");
+  // step 1 names step 2 as its base and step 2 names step 1 (each sealed before the other reads
+  // its digest; step 1 then holds step 2's digest from before the edit: the loop is found first).
   set_string(k.step1, "/", "base_model", io::file_base(k.step2, io::checkpoint_digest(k.step2)));
-  set_string(k.step2, "/", "base_model", io::file_base(k.step1, io::checkpoint_digest(k.step1)));
   reseal(k.step1);
+  set_string(k.step2, "/", "base_model", io::file_base(k.step1, io::checkpoint_digest(k.step1)));
   reseal(k.step2);
   FaultCase c;
   c.args = {"eval", "--config", k.ini, "--checkpoint.init_from=" + k.step2};

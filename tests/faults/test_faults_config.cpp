@@ -15,12 +15,10 @@ namespace {
 void expect_config_error(const std::string& name, std::vector<std::string> overrides,
                          const std::string& expected, const std::string& ini_extra = "") {
   const std::string dir = seeded_run(name);
-  FaultCase c;
-  c.args = {"train", "--config", tiny_config(dir, ini_extra)};
-  c.args.insert(c.args.end(), overrides.begin(), overrides.end());
+  tiny_config(dir, ini_extra);
+  FaultCase c = train_case(dir, std::move(overrides));
   c.expect_code = 2;
   c.expect_error = expected;
-  c.watch = {dir + "/run"};
   expect_fault(c);
 }
 

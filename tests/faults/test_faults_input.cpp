@@ -12,14 +12,6 @@ using namespace shardtune::faults;
 
 namespace {
 
-FaultCase train_case(const std::string& dir, std::vector<std::string> extra = {}) {
-  FaultCase c;
-  c.args = {"train", "--config", dir + "/c.ini"};
-  c.args.insert(c.args.end(), extra.begin(), extra.end());
-  c.watch = {dir + "/run"};
-  return c;
-}
-
 // A JSONL data set of `n` prompt/response records.
 std::string jsonl(int n) {
   std::string text;

@@ -11,14 +11,6 @@ using namespace shardtune::faults;
 
 namespace {
 
-FaultCase train_case(const std::string& dir, std::vector<std::string> extra = {}) {
-  FaultCase c;
-  c.args = {"train", "--config", dir + "/c.ini"};
-  c.args.insert(c.args.end(), extra.begin(), extra.end());
-  c.watch = {dir + "/run"};
-  return c;
-}
-
 // A seeded run continued with --resume auto to `steps` steps, checkpointing every 2.
 FaultCase resumed_case(const std::string& dir, int steps, std::vector<std::string> extra = {}) {
   auto c = train_case(dir, {"--resume", "auto", "--train.steps=" + std::to_string(steps)});
