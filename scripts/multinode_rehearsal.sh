@@ -20,6 +20,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# same_checkpoint A B OUT: equal tensors and metadata except the run id (scripts/same_checkpoint.sh)
+source "$ROOT/scripts/same_checkpoint.sh"
 BIN=$(realpath "${1:-$ROOT/build/tests/shardtune_hooked}")
 SKIP=77
 
@@ -167,12 +169,6 @@ show_log() { say "--- $1.log (last 40 lines)"; tail -n 40 "$WORK/$1.log" >&2; }
 losses() {
   sed -n 's/.*"grad_norm":\([^,}]*\).*"loss":\([^,}]*\).*"step":\([0-9]*\).*/\3 \2 \1/p' "$1"
 }
-same_checkpoint() {
-  if ! h5diff "$1" "$2" >"$WORK/h5diff.txt" 2>&1; then
-    head -n 20 "$WORK/h5diff.txt" >&2
-    return 1
-  fi
-}
 
 T_START=$(date +%s.%N)
 elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
@@ -206,9 +202,9 @@ losses "$WORK/two/metrics.jsonl" >"$WORK/two.losses"
 [ "$(wc -l <"$WORK/single.losses")" -eq 6 ] || fail "(b) expected 6 logged steps"
 cmp -s "$WORK/single.losses" "$WORK/two.losses" \
   || { diff "$WORK/single.losses" "$WORK/two.losses" >&2; fail "(b) losses differ"; }
-same_checkpoint "$WORK/single/ckpt/step-00000006.h5" "$WORK/two/ckpt/step-00000006.h5" \
+same_checkpoint "$WORK/single/ckpt/step-00000006.h5" "$WORK/two/ckpt/step-00000006.h5" "$WORK/h5diff.txt" \
   || fail "(b) final checkpoints differ"
-say "(b) ok: the 6 losses and grad norms are identical, final checkpoints identical (h5diff)"
+say "(b) ok: the 6 losses and grad norms are identical, final checkpoints identical (h5diff; run ids aside)"
 say "    final: $(tail -n1 "$WORK/two.losses" | awk '{print "step " $1 ", loss " $2}')"
 
 # Control for (a): round-robin placement (--map-by node) puts ranks 0 and 1 on different nodes,
@@ -280,7 +276,7 @@ losses "$WORK/lost/metrics.jsonl" | tail -n 3 >"$WORK/lost.losses"
 awk '$1 > 3' "$WORK/single.losses" | cmp -s - "$WORK/lost.losses" \
   || { diff <(awk '$1 > 3' "$WORK/single.losses") "$WORK/lost.losses" >&2
        fail "(c) losses of steps 4-6 differ"; }
-same_checkpoint "$WORK/single/ckpt/step-00000006.h5" "$WORK/lost/ckpt/step-00000006.h5" \
+same_checkpoint "$WORK/single/ckpt/step-00000006.h5" "$WORK/lost/ckpt/step-00000006.h5" "$WORK/h5diff.txt" \
   || fail "(c) resumed final checkpoint differs from the uninterrupted run"
 say "(c) ok: --resume auto on one node continued from step 3 ($(elapsed "$t") s); steps 4-6 and the"
 say "    final checkpoint are identical to the uninterrupted run"

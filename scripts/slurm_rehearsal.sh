@@ -18,6 +18,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/same_checkpoint.sh
+source "$ROOT/scripts/same_checkpoint.sh"
 BIN=$(realpath "${1:-$ROOT/build/tests/shardtune_hooked}")
 SKIP=77
 
@@ -231,11 +233,8 @@ rehearse() {
   grep -q "resumed from $WORK/$name/ckpt/step-00000003.h5 at step 3" "$out" \
     || { show_out "$out"; fail "$name: the requeued run did not resume from step 3"; }
   grep -q "step 8/8" "$out" || { show_out "$out"; fail "$name: training did not reach step 8"; }
-  if ! h5diff "$reference/ckpt/step-00000008.h5" "$WORK/$name/ckpt/step-00000008.h5" \
-       >"$WORK/h5diff.txt" 2>&1; then
-    head -n 20 "$WORK/h5diff.txt" >&2
-    fail "$name: final checkpoint differs from the uninterrupted run"
-  fi
+  same_checkpoint "$reference/ckpt/step-00000008.h5" "$WORK/$name/ckpt/step-00000008.h5" \
+    "$WORK/h5diff.txt" || fail "$name: final checkpoint differs from the uninterrupted run"
   say "$name: job $job COMPLETED after 1 requeue ($((SECONDS - t0)) s): stopped after step 3," \
     "resumed"
   say "    from step-00000003.h5, final checkpoint identical to the uninterrupted run (h5diff)"

@@ -310,10 +310,15 @@ TEST(CheckpointTrainer, MismatchedResumeNamesFileAndOverwritesNothing) {
   other.checkpoint.resume = "auto";
   expect_user_error([&] { launch::Trainer t(other, grid); }, {file, "model config differs"});
   other = c;
-  other.train.seed = 7;  // a different data order is fine for sft (self-contained file) ...
+  // Another seed makes other synthetic data: refused (the sampler position would index other
+  // examples) unless allowed; the self-contained sft file needs no base model.
+  other.train.seed = 7;
   other.checkpoint.resume = "auto";
-  other.train.global_batch = 4;  // ... but the sampler position must fit the global batch
+  other.train.global_batch = 4;  // the sampler position must fit the global batch
   other.train.micro_batch = 4;
+  expect_user_error([&] { launch::Trainer t(other, grid); },
+                    {file, "the training data differ", "allow_data_change"});
+  other.checkpoint.allow_data_change = true;
   EXPECT_NO_THROW(launch::Trainer t(other, grid));
   EXPECT_EQ(read_all(file), before);
   EXPECT_EQ(io::resolve_checkpoint(dir + "/ckpt"), file);
