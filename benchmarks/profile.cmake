@@ -3,3 +3,7 @@
 add_executable(profile_step profile_step.cpp)
 target_link_libraries(profile_step PRIVATE shardtune_launch)
 shardtune_use_torch(profile_step)
+
+# bf16 vs fp32 GEMM rates for the model's GEMM shapes: which take oneDNN's path in LibTorch 1.13.
+add_executable(bench_bf16_gemm bench_bf16_gemm.cpp)
+shardtune_use_torch(bench_bf16_gemm)

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <string>
 
+#include "core/kernels/caching_allocator.h"
 #include "core/kernels/fused_ops.h"
 #include "core/layers.h"
 #include "core/loss.h"
@@ -381,4 +382,40 @@ TEST(Recompute, NoGradModeJustCallsTheFunction) {
       {torch::ones({2})});
   EXPECT_EQ(calls, 1);
   EXPECT_FALSE(y.requires_grad());
+}
+
+// ---- caching CPU allocator ------------------------------------------------------------------------
+
+TEST(CachingCpuAllocator, ReusesLargeBlocksAcrossStepsAndComputesCorrectly) {
+  kernels::install_caching_cpu_allocator(int64_t{1} << 30);
+  kernels::install_caching_cpu_allocator();  // idempotent
+  ASSERT_TRUE(kernels::caching_cpu_allocator_installed());
+  const auto before = kernels::caching_cpu_allocator_stats();
+  void* first = nullptr;
+  for (int step = 0; step < 3; ++step) {
+    // A "step": a 12 MiB tensor (huge-page class) and a 300 KiB one, used and freed.
+    auto a = torch::full({3 << 20}, static_cast<float>(step));
+    auto b = torch::arange(75 << 10, torch::kFloat);
+    if (step == 0) first = a.data_ptr();
+    EXPECT_EQ(a.data_ptr(), first) << "step " << step << " did not reuse the block";
+    EXPECT_EQ(a.sum().item<double>(), static_cast<double>(step) * (3 << 20));
+    EXPECT_EQ(b[(75 << 10) - 1].item<float>(), static_cast<float>((75 << 10) - 1));
+  }
+  const auto s = kernels::caching_cpu_allocator_stats();
+  EXPECT_EQ(s.fresh_blocks - before.fresh_blocks, 2);
+  EXPECT_GE(s.reused_blocks - before.reused_blocks, 4);
+  EXPECT_EQ(s.in_use_bytes, before.in_use_bytes);
+  EXPECT_GE(s.cached_bytes, (12 << 20) + (320 << 10));
+  kernels::release_cached_cpu_memory();
+  EXPECT_EQ(kernels::caching_cpu_allocator_stats().cached_bytes, 0);
+  // Small tensors still work (default allocator).
+  EXPECT_EQ(torch::ones({7}).sum().item<float>(), 7.0f);
+}
+
+TEST(CachingCpuAllocator, CapUnmapsInsteadOfCaching) {
+  kernels::install_caching_cpu_allocator(/*cap_bytes=*/1 << 20);
+  { auto a = torch::empty({4 << 20}, torch::kByte); }  // 4 MiB > cap: unmapped on free
+  EXPECT_EQ(kernels::caching_cpu_allocator_stats().cached_bytes, 0);
+  { auto b = torch::empty({512 << 10}, torch::kByte); }  // 512 KiB <= cap: cached
+  EXPECT_EQ(kernels::caching_cpu_allocator_stats().cached_bytes, 512 << 10);
 }
