@@ -204,6 +204,22 @@ TEST(FusedRmsNorm, StridedInputAndBf16) {
   expect_close(dx, dx_ref, 1e-2, "bf16 dx");
 }
 
+TEST(FusedRmsNorm, Fp32ResidualIntoBf16Output) {
+  auto x = randn({4, 6, 64}, 13).requires_grad_();
+  auto w = (1 + 0.1 * randn({64}, 14)).requires_grad_();
+  auto y = kernels::rms_norm(x, w, 1e-5, torch::kBFloat16);
+  EXPECT_EQ(y.scalar_type(), torch::kBFloat16);
+  auto y_ref = rms_ref(x, w, 1e-5);
+  expect_close(y, y_ref, 1e-2, "y");
+  auto dy = randn({4, 6, 64}, 15).to(torch::kBFloat16);
+  auto g = torch::autograd::grad({y}, {x, w}, {dy});
+  auto g_ref = torch::autograd::grad({y_ref}, {x, w}, {dy.to(torch::kFloat)});
+  EXPECT_EQ(g[0].scalar_type(), torch::kFloat);
+  // dy is the same bf16 values in both; only the forward's rounding differs: fp32 tolerance.
+  expect_close(g[0], g_ref[0], 2e-6, "dx (fp32)");
+  expect_close(g[1], g_ref[1], 2e-6, "dw (fp32)");
+}
+
 // ---- SwiGLU -------------------------------------------------------------------------------------
 
 TEST(FusedSwiglu, ForwardAndGradientsMatchFp32AndBf16) {
@@ -277,9 +293,32 @@ TEST(FusedCausalAttention, MatchesAttentionWithCausalBiasIncludingAPrefix) {
   }
 }
 
+TEST(FusedCausalAttention, Bf16MatchesAttentionInBf16) {
+  const int64_t B = 2, H = 2, T = 33, d = 16;
+  auto q = randn({B, H, T, d}, 44).to(torch::kBFloat16).requires_grad_();
+  auto k = randn({B, H, T, d}, 45).to(torch::kBFloat16).requires_grad_();
+  auto v = randn({B, H, T, d}, 46).to(torch::kBFloat16).requires_grad_();
+  // (causal_attention_bias cannot build a bf16 bias: it fills with float's lowest, which bf16's
+  // masked_fill refuses; -inf after conversion masks the same keys.)
+  auto bias = core::causal_attention_bias(torch::ones({B, T}, torch::kLong), torch::kFloat)
+                  .to(torch::kBFloat16);
+  auto ref = core::attention(q, k, v, bias, 0.0, true);
+  auto out = kernels::causal_attention(q, k, v, 0);
+  EXPECT_EQ(out.scalar_type(), torch::kBFloat16);
+  expect_close(out, ref, 1e-2, "out");
+  auto dy = randn({B, H, T, d}, 47).to(torch::kBFloat16);
+  auto g = torch::autograd::grad({out}, {q, k, v}, {dy});
+  auto g_ref = torch::autograd::grad({ref}, {q, k, v}, {dy});
+  // The reference's softmax backward runs in bf16 on bf16 probabilities; ours accumulates the
+  // row dot product in fp32: a few bf16 roundings apart.
+  for (int i = 0; i < 3; ++i) expect_close(g[i], g_ref[i], 3e-2, "grad " + std::to_string(i));
+}
+
 TEST(FusedCausalAttention, SoftmaxRejectsWrongShapes) {
   EXPECT_THROW(kernels::causal_softmax_(torch::zeros({1, 1, 4, 3}), 1.0, 0), c10::Error);
   EXPECT_THROW(kernels::causal_softmax_(torch::zeros({1, 1, 4, 4}, torch::kDouble), 1.0, 0),
+               c10::Error);
+  EXPECT_THROW(kernels::causal_softmax_(torch::zeros({1, 1, 4, 8}).narrow(3, 0, 4), 1.0, 0),
                c10::Error);
 }
 

@@ -137,15 +137,15 @@ ST_INLINE float sum_squares(const T* x, int64_t n) {
   return s + tail;
 }
 
-template <typename T>
-ST_INLINE float rmsnorm(const T* x, const float* w, int64_t n, float eps, T* y) {
+template <typename T, typename U>
+ST_INLINE float rmsnorm(const T* x, const float* w, int64_t n, float eps, U* y) {
   const float rstd = 1.0f / std::sqrt(sum_squares(x, n) / static_cast<float>(n) + eps);
   for (int64_t i = 0; i < n; ++i) store(y, i, w[i] * (load(x, i) * rstd));
   return rstd;
 }
 
-template <typename T>
-ST_INLINE void rmsnorm_backward(const T* x, const float* w, const T* dy, int64_t n, float rstd,
+template <typename T, typename U>
+ST_INLINE void rmsnorm_backward(const T* x, const float* w, const U* dy, int64_t n, float rstd,
                                 T* dx, float* dw_acc) {
   float acc[kLanes] = {};
   int64_t i = 0;
@@ -238,6 +238,14 @@ ST_CLONES void rmsnorm_row_backward_bf16(const bf16_t* x, const float* w, const 
                                          int64_t n, float rstd, bf16_t* dx, float* dw_acc) {
   rmsnorm_backward(x, w, dy, n, rstd, dx, dw_acc);
 }
+ST_CLONES float rmsnorm_row_f32_to_bf16(const float* x, const float* w, int64_t n, float eps,
+                                        bf16_t* y) {
+  return rmsnorm(x, w, n, eps, y);
+}
+ST_CLONES void rmsnorm_row_backward_f32_bf16(const float* x, const float* w, const bf16_t* dy,
+                                             int64_t n, float rstd, float* dx, float* dw_acc) {
+  rmsnorm_backward(x, w, dy, n, rstd, dx, dw_acc);
+}
 
 ST_CLONES void swiglu_f32(const float* g, const float* u, int64_t n, float* y) {
   swiglu(g, u, n, y);
@@ -263,42 +271,59 @@ ST_CLONES void rope_row_bf16(const bf16_t* x, const float* c, const float* s, in
   rope(x, c, s, d, sign, out);
 }
 
-ST_CLONES void causal_softmax_row_f32(float* x, int64_t n, int64_t visible, float scale) {
+namespace {
+
+template <typename T>
+ST_INLINE void causal_softmax(T* x, int64_t n, int64_t visible, float scale) {
   float m = -FLT_MAX;
-  for (int64_t i = 0; i < visible; ++i) m = x[i] > m ? x[i] : m;
+  for (int64_t i = 0; i < visible; ++i) m = load(x, i) > m ? load(x, i) : m;
   const float shift = m * scale;
   float acc[kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes <= visible; i += kLanes) {
-    for (int k = 0; k < kLanes; ++k) {
-      const float e = exp_f32(x[i + k] * scale - shift);
-      x[i + k] = e;
-      acc[k] += e;
-    }
+    for (int k = 0; k < kLanes; ++k) acc[k] += exp_f32(load(x, i + k) * scale - shift);
   }
   float sum = 0.0f;
-  for (; i < visible; ++i) {
-    x[i] = exp_f32(x[i] * scale - shift);
-    sum += x[i];
-  }
+  for (; i < visible; ++i) sum += exp_f32(load(x, i) * scale - shift);
   for (int k = 0; k < kLanes; ++k) sum += acc[k];
   const float inv = 1.0f / sum;
-  for (int64_t j = 0; j < visible; ++j) x[j] *= inv;
-  for (int64_t j = visible; j < n; ++j) x[j] = 0.0f;
+  // exp again rather than storing it first: the stored value would be rounded to T (bf16).
+  for (int64_t j = 0; j < visible; ++j) store(x, j, exp_f32(load(x, j) * scale - shift) * inv);
+  for (int64_t j = visible; j < n; ++j) store(x, j, 0.0f);
 }
 
-ST_CLONES void causal_softmax_row_backward_f32(const float* p, const float* dy, float* dx,
-                                               int64_t n, int64_t visible, float scale) {
+template <typename T>
+ST_INLINE void causal_softmax_backward(const T* p, const T* dy, T* dx, int64_t n, int64_t visible,
+                                       float scale) {
   float acc[kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes <= visible; i += kLanes) {
-    for (int k = 0; k < kLanes; ++k) acc[k] += dy[i + k] * p[i + k];
+    for (int k = 0; k < kLanes; ++k) acc[k] += load(dy, i + k) * load(p, i + k);
   }
   float dot = 0.0f;
-  for (; i < visible; ++i) dot += dy[i] * p[i];
+  for (; i < visible; ++i) dot += load(dy, i) * load(p, i);
   for (int k = 0; k < kLanes; ++k) dot += acc[k];
-  for (int64_t j = 0; j < visible; ++j) dx[j] = scale * p[j] * (dy[j] - dot);
-  for (int64_t j = visible; j < n; ++j) dx[j] = 0.0f;
+  for (int64_t j = 0; j < visible; ++j) {
+    store(dx, j, scale * load(p, j) * (load(dy, j) - dot));
+  }
+  for (int64_t j = visible; j < n; ++j) store(dx, j, 0.0f);
+}
+
+}  // namespace
+
+ST_CLONES void causal_softmax_row_f32(float* x, int64_t n, int64_t visible, float scale) {
+  causal_softmax(x, n, visible, scale);
+}
+ST_CLONES void causal_softmax_row_bf16(bf16_t* x, int64_t n, int64_t visible, float scale) {
+  causal_softmax(x, n, visible, scale);
+}
+ST_CLONES void causal_softmax_row_backward_f32(const float* p, const float* dy, float* dx,
+                                               int64_t n, int64_t visible, float scale) {
+  causal_softmax_backward(p, dy, dx, n, visible, scale);
+}
+ST_CLONES void causal_softmax_row_backward_bf16(const bf16_t* p, const bf16_t* dy, bf16_t* dx,
+                                                int64_t n, int64_t visible, float scale) {
+  causal_softmax_backward(p, dy, dx, n, visible, scale);
 }
 
 ST_CLONES void bf16_to_f32(const bf16_t* x, int64_t n, float* y) {

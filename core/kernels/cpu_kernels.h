@@ -50,6 +50,10 @@ void rmsnorm_row_backward_f32(const float* x, const float* w, const float* dy, i
                               float rstd, float* dx, float* dw_acc);
 void rmsnorm_row_backward_bf16(const bf16_t* x, const float* w, const bf16_t* dy, int64_t n,
                                float rstd, bf16_t* dx, float* dw_acc);
+// Mixed: an fp32 residual stream in, bf16 out (bf16 compute after the norm); dx in fp32.
+float rmsnorm_row_f32_to_bf16(const float* x, const float* w, int64_t n, float eps, bf16_t* y);
+void rmsnorm_row_backward_f32_bf16(const float* x, const float* w, const bf16_t* dy, int64_t n,
+                                   float rstd, float* dx, float* dw_acc);
 
 // ---- SwiGLU: y = silu(g) * u over n elements ------------------------------------------------
 void swiglu_f32(const float* g, const float* u, int64_t n, float* y);
@@ -73,9 +77,12 @@ void rope_row_bf16(const bf16_t* x, const float* cos, const float* sin, int64_t 
 // x[0..n): scores of one query; the first `visible` entries are kept (visible >= 1), the rest
 // are masked (their probability is 0). x <- softmax(scale * x) over the visible entries.
 void causal_softmax_row_f32(float* x, int64_t n, int64_t visible, float scale);
+void causal_softmax_row_bf16(bf16_t* x, int64_t n, int64_t visible, float scale);
 // Backward: dx = scale * p * (dy - sum(dy * p)) (masked entries give 0).
 void causal_softmax_row_backward_f32(const float* p, const float* dy, float* dx, int64_t n,
                                      int64_t visible, float scale);
+void causal_softmax_row_backward_bf16(const bf16_t* p, const bf16_t* dy, bf16_t* dx, int64_t n,
+                                      int64_t visible, float scale);
 
 // bf16 <-> fp32 conversions (round to nearest even; NaN stays NaN).
 void bf16_to_f32(const bf16_t* x, int64_t n, float* y);

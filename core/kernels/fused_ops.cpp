@@ -144,29 +144,43 @@ struct CrossEntropyFn : torch::autograd::Function<CrossEntropyFn> {
 // ---- RMSNorm ------------------------------------------------------------------------------------
 
 struct RmsNormFn : torch::autograd::Function<RmsNormFn> {
+  // (x, y) dtypes: (f32, f32), (bf16, bf16), or (f32, bf16): an fp32 residual stream normalised
+  // into bf16 compute.
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x,
-                               const torch::Tensor& weight, double eps) {
+                               const torch::Tensor& weight, double eps, int64_t out_dtype) {
     check_float_or_bf16(x, "rms_norm input");
+    const auto ydt = static_cast<torch::ScalarType>(out_dtype);
+    const bool xb = x.scalar_type() == torch::kBFloat16, yb = ydt == torch::kBFloat16;
+    TORCH_CHECK(ydt == torch::kFloat || ydt == torch::kBFloat16, "rms_norm: output dtype ", ydt);
+    TORCH_CHECK(!xb || yb, "rms_norm: bf16 input with fp32 output is not supported");
     const int64_t n = x.size(-1);
     TORCH_CHECK(weight.dim() == 1 && weight.size(0) == n, "rms_norm: weight of shape ",
                 weight.sizes(), " for rows of ", n);
     auto xr = as_rows(x);
     auto w = weight.to(torch::kFloat).contiguous();
-    const int64_t rows = xr.size(0);
-    auto y = torch::empty({rows, n}, x.options().memory_format(torch::MemoryFormat::Contiguous));
+    const int64_t rows = xr.size(0), ld = xr.stride(0);
+    auto y = torch::empty({rows, n}, x.options().dtype(ydt).memory_format(
+                                         torch::MemoryFormat::Contiguous));
     auto rstd = torch::empty({rows}, torch::kFloat);
-    const bool bf16 = x.scalar_type() == torch::kBFloat16;
+    const float e = static_cast<float>(eps);
+    const float* wp = w.data_ptr<float>();
+    float* rp = rstd.data_ptr<float>();
     at::parallel_for(0, rows, grain_rows(n), [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) {
-        rstd.data_ptr<float>()[r] =
-            bf16 ? rmsnorm_row_bf16(bf16_ptr(xr) + r * xr.stride(0), w.data_ptr<float>(), n,
-                                    static_cast<float>(eps), bf16_ptr(y) + r * n)
-                 : rmsnorm_row_f32(xr.data_ptr<float>() + r * xr.stride(0), w.data_ptr<float>(),
-                                   n, static_cast<float>(eps), y.data_ptr<float>() + r * n);
+        if (xb) {
+          rp[r] = rmsnorm_row_bf16(bf16_ptr(xr) + r * ld, wp, n, e, bf16_ptr(y) + r * n);
+        } else if (yb) {
+          rp[r] = rmsnorm_row_f32_to_bf16(xr.data_ptr<float>() + r * ld, wp, n, e,
+                                          bf16_ptr(y) + r * n);
+        } else {
+          rp[r] = rmsnorm_row_f32(xr.data_ptr<float>() + r * ld, wp, n, e,
+                                  y.data_ptr<float>() + r * n);
+        }
       }
     });
     ctx->save_for_backward({xr, w, rstd});
     ctx->saved_data["weight_dtype"] = static_cast<int64_t>(weight.scalar_type());
+    ctx->saved_data["out_dtype"] = out_dtype;
     return y.view(x.sizes());
   }
 
@@ -175,26 +189,31 @@ struct RmsNormFn : torch::autograd::Function<RmsNormFn> {
     const auto& xr = saved[0];
     const auto& w = saved[1];
     const auto& rstd = saved[2];
-    const int64_t rows = xr.size(0), n = xr.size(1);
-    auto dy = grad[0].to(xr.scalar_type()).reshape({rows, n}).contiguous();
+    const auto ydt = static_cast<torch::ScalarType>(ctx->saved_data["out_dtype"].toInt());
+    const int64_t rows = xr.size(0), n = xr.size(1), ld = xr.stride(0);
+    auto dy = grad[0].to(ydt).reshape({rows, n}).contiguous();
     auto dx = torch::empty({rows, n}, xr.options().memory_format(torch::MemoryFormat::Contiguous));
-    const bool bf16 = xr.scalar_type() == torch::kBFloat16;
+    const bool xb = xr.scalar_type() == torch::kBFloat16, yb = ydt == torch::kBFloat16;
     // One fp32 weight-gradient accumulator per task, summed in task order (deterministic for a
-    // given thread count and grain).
+    // given row count: the tasks do not depend on the thread count).
     const int64_t grain = grain_rows(n);
     const int64_t tasks = (rows + grain - 1) / grain;
     auto dw_parts = torch::zeros({std::max<int64_t>(tasks, 1), n}, torch::kFloat);
+    const float* wp = w.data_ptr<float>();
+    const float* rp = rstd.data_ptr<float>();
     at::parallel_for(0, tasks, 1, [&](int64_t tb, int64_t te) {
       for (int64_t task = tb; task < te; ++task) {
         float* acc = dw_parts.data_ptr<float>() + task * n;
         for (int64_t r = task * grain; r < std::min(rows, (task + 1) * grain); ++r) {
-          const float rs = rstd.data_ptr<float>()[r];
-          if (bf16) {
-            rmsnorm_row_backward_bf16(bf16_ptr(xr) + r * xr.stride(0), w.data_ptr<float>(),
-                                      bf16_ptr(dy) + r * n, n, rs, bf16_ptr(dx) + r * n, acc);
+          if (xb) {
+            rmsnorm_row_backward_bf16(bf16_ptr(xr) + r * ld, wp, bf16_ptr(dy) + r * n, n, rp[r],
+                                      bf16_ptr(dx) + r * n, acc);
+          } else if (yb) {
+            rmsnorm_row_backward_f32_bf16(xr.data_ptr<float>() + r * ld, wp, bf16_ptr(dy) + r * n,
+                                          n, rp[r], dx.data_ptr<float>() + r * n, acc);
           } else {
-            rmsnorm_row_backward_f32(xr.data_ptr<float>() + r * xr.stride(0), w.data_ptr<float>(),
-                                     dy.data_ptr<float>() + r * n, n, rs,
+            rmsnorm_row_backward_f32(xr.data_ptr<float>() + r * ld, wp,
+                                     dy.data_ptr<float>() + r * n, n, rp[r],
                                      dx.data_ptr<float>() + r * n, acc);
           }
         }
@@ -202,7 +221,7 @@ struct RmsNormFn : torch::autograd::Function<RmsNormFn> {
     });
     const auto wdtype = static_cast<torch::ScalarType>(ctx->saved_data["weight_dtype"].toInt());
     auto dw = dw_parts.sum(0).to(wdtype);
-    return {dx.view(grad[0].sizes()), dw, torch::Tensor()};
+    return {dx.view(grad[0].sizes()), dw, torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -307,18 +326,23 @@ struct RopeFn : torch::autograd::Function<RopeFn> {
 struct CausalSoftmaxFn : torch::autograd::Function<CausalSoftmaxFn> {
   static torch::Tensor forward(AutogradContext* ctx, torch::Tensor scores, double scale,
                                int64_t prefix) {
-    TORCH_CHECK(scores.scalar_type() == torch::kFloat && scores.is_contiguous() &&
-                    scores.dim() == 4,
-                "causal_softmax_: contiguous fp32 [B, H, T, S] scores, got ", scores.sizes(), " ",
-                scores.scalar_type());
+    check_float_or_bf16(scores, "causal_softmax_ scores");
+    TORCH_CHECK(scores.is_contiguous() && scores.dim() == 4,
+                "causal_softmax_: contiguous [B, H, T, S] scores, got ", scores.sizes());
     const int64_t T = scores.size(2), S = scores.size(3);
     TORCH_CHECK(prefix >= 0 && prefix + T == S, "causal_softmax_: ", S, " keys for ", T,
                 " queries and a prefix of ", prefix);
     const int64_t rows = scores.numel() / S;
-    float* p = scores.data_ptr<float>();
+    const bool bf16 = scores.scalar_type() == torch::kBFloat16;
     at::parallel_for(0, rows, grain_rows(S), [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r) {
-        causal_softmax_row_f32(p + r * S, S, prefix + r % T + 1, static_cast<float>(scale));
+        const int64_t visible = prefix + r % T + 1;
+        if (bf16) {
+          causal_softmax_row_bf16(bf16_ptr(scores) + r * S, S, visible, static_cast<float>(scale));
+        } else {
+          causal_softmax_row_f32(scores.data_ptr<float>() + r * S, S, visible,
+                                 static_cast<float>(scale));
+        }
       }
     });
     ctx->mark_dirty({scores});
@@ -331,17 +355,24 @@ struct CausalSoftmaxFn : torch::autograd::Function<CausalSoftmaxFn> {
     auto probs = ctx->get_saved_variables()[0];
     const double scale = ctx->saved_data["scale"].toDouble();
     const int64_t prefix = ctx->saved_data["prefix"].toInt();
-    auto dy = grad[0].to(torch::kFloat).contiguous();
+    auto dy = grad[0].to(probs.scalar_type()).contiguous();
     auto dx = torch::empty_like(probs);
     const int64_t T = probs.size(2), S = probs.size(3);
     const int64_t rows = probs.numel() / S;
-    const float* pp = probs.data_ptr<float>();
-    const float* gp = dy.data_ptr<float>();
-    float* op = dx.data_ptr<float>();
+    const bool bf16 = probs.scalar_type() == torch::kBFloat16;
     at::parallel_for(0, rows, grain_rows(S), [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r) {
-        causal_softmax_row_backward_f32(pp + r * S, gp + r * S, op + r * S, S,
-                                        prefix + r % T + 1, static_cast<float>(scale));
+        const int64_t visible = prefix + r % T + 1;
+        if (bf16) {
+          causal_softmax_row_backward_bf16(bf16_ptr(probs) + r * S, bf16_ptr(dy) + r * S,
+                                           bf16_ptr(dx) + r * S, S, visible,
+                                           static_cast<float>(scale));
+        } else {
+          causal_softmax_row_backward_f32(probs.data_ptr<float>() + r * S,
+                                          dy.data_ptr<float>() + r * S,
+                                          dx.data_ptr<float>() + r * S, S, visible,
+                                          static_cast<float>(scale));
+        }
       }
     });
     return {dx, torch::Tensor(), torch::Tensor()};
@@ -411,8 +442,10 @@ torch::Tensor next_token_targets(const torch::Tensor& labels) {
   return t;
 }
 
-torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
-  return RmsNormFn::apply(x, weight, eps);
+torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps,
+                       c10::optional<torch::ScalarType> out_dtype) {
+  return RmsNormFn::apply(x, weight, eps,
+                          static_cast<int64_t>(out_dtype.value_or(x.scalar_type())));
 }
 
 torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up) {
@@ -431,12 +464,8 @@ torch::Tensor causal_softmax_(torch::Tensor scores, double scale, int64_t prefix
 torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k,
                                const torch::Tensor& v, int64_t prefix) {
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-  auto scores = torch::matmul(q, k.transpose(-2, -1));
-  if (scores.scalar_type() != torch::kFloat) {
-    auto probs = causal_softmax_(scores.to(torch::kFloat), scale, prefix);
-    return torch::matmul(probs.to(q.scalar_type()), v);
-  }
-  return torch::matmul(causal_softmax_(scores.contiguous(), scale, prefix), v);
+  auto scores = torch::matmul(q, k.transpose(-2, -1)).contiguous();
+  return torch::matmul(causal_softmax_(scores, scale, prefix), v);
 }
 
 }  // namespace shardtune::kernels

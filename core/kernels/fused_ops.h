@@ -55,8 +55,11 @@ torch::Tensor next_token_targets(const torch::Tensor& labels);
 
 // ---- RMSNorm ---------------------------------------------------------------------------------
 // y = weight * (x * rsqrt(mean(x^2, -1) + eps)) over the last dim; x [..., n] fp32 or bf16,
-// weight [n] fp32 or bf16 (cast to fp32 inside). Output in x's dtype; gradients for x and weight.
-torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
+// weight [n] fp32 or bf16 (cast to fp32 inside). Output in `out_dtype` (default x's dtype; an fp32
+// x may be normalised straight into bf16, the bf16 path's fp32 residual stream); gradients for x
+// (x's dtype) and weight (weight's dtype, accumulated in fp32).
+torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps,
+                       c10::optional<torch::ScalarType> out_dtype = c10::nullopt);
 
 // ---- SwiGLU ------------------------------------------------------------------------------------
 // silu(gate) * up, elementwise; gate and up of equal shape and dtype.
@@ -70,14 +73,15 @@ torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& cos,
                            const torch::Tensor& sin);
 
 // ---- Causal attention softmax ------------------------------------------------------------------
-// In place on scores [B, H, T, P + T] (fp32, contiguous; the first P keys are a prefix every query
-// sees, then T causal keys): scores <- softmax(scale * scores + causal mask), the mask never built.
+// In place on scores [B, H, T, P + T] (fp32 or bf16, contiguous; the first P keys are a prefix
+// every query sees, then T causal keys; bf16: fp32 math, probabilities rounded once to bf16): scores <- softmax(scale * scores + causal mask), the mask never built.
 // Query i sees keys [0, P + i]. Returns `scores` (the same tensor, marked dirty for autograd).
 // Use only when no key is padding.
 torch::Tensor causal_softmax_(torch::Tensor scores, double scale, int64_t prefix);
 
 // softmax(q k^T / sqrt(d) + causal mask) v for q [B, H, T, d], k/v [B, H, P + T, d], no padding:
-// two batched GEMMs around causal_softmax_. Equals core::attention with a causal bias.
+// two batched GEMMs around causal_softmax_. Equals core::attention with a causal bias (which, in
+// bf16, also computes the softmax in fp32 and rounds the probabilities to bf16).
 torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k,
                                const torch::Tensor& v, int64_t prefix);
 
