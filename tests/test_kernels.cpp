@@ -11,7 +11,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <string>
+
+#include <c10/core/CPUAllocator.h>
 
 #include "core/kernels/caching_allocator.h"
 #include "core/kernels/fused_ops.h"
@@ -91,6 +94,26 @@ TEST(FusedAdamW, MatchesAdamwUpdateOverSeveralStepsWithAndWithoutDecay) {
     expect_close(v[i], v_ref[i], 1e-6, "exp_avg_sq " + std::to_string(i));
   }
   EXPECT_TRUE(torch::equal(p[3], p_ref[3]));  // no gradient: untouched
+}
+
+TEST(FusedAdamW, MaskedFormIsBitwiseThePerTensorForm) {
+  // A flat shard spanning a matrix (decayed) and a vector (not), as ZeRO-1 holds it.
+  auto a = randn({40, 30}, 60), b = randn({77}, 61);
+  auto ga = randn({40, 30}, 62, 1e-2), gb = randn({77}, 63, 1e-2);
+  std::vector<torch::Tensor> p{a.clone(), b.clone()}, m{torch::zeros({40, 30}), torch::zeros({77})},
+      v{torch::zeros({40, 30}), torch::zeros({77})};
+  auto flat = torch::cat({a.reshape(-1), b});
+  auto gflat = torch::cat({ga.reshape(-1), gb});
+  auto mflat = torch::zeros_like(flat), vflat = torch::zeros_like(flat);
+  auto mask = torch::cat({torch::ones({1200}, torch::kBool), torch::zeros({77}, torch::kBool)});
+  for (int64_t step = 1; step <= 3; ++step) {
+    kernels::AdamWHyper h{1e-2, 0.9, 0.95, 1e-8, 0.1, step};
+    kernels::fused_adamw(p, {ga, gb}, m, v, {true, false}, h);
+    kernels::fused_adamw_masked(flat, gflat, mflat, vflat, mask, h);
+  }
+  EXPECT_TRUE(torch::equal(flat, torch::cat({p[0].reshape(-1), p[1]})));
+  EXPECT_TRUE(torch::equal(vflat, torch::cat({v[0].reshape(-1), v[1]})));
+  EXPECT_FALSE(torch::equal(p[0], a));  // it did update
 }
 
 TEST(FusedAdamW, RejectsNonContiguousAndMismatchedTensors) {
@@ -457,4 +480,19 @@ TEST(CachingCpuAllocator, CapUnmapsInsteadOfCaching) {
   EXPECT_EQ(kernels::caching_cpu_allocator_stats().cached_bytes, 0);
   { auto b = torch::empty({512 << 10}, torch::kByte); }  // 512 KiB <= cap: cached
   EXPECT_EQ(kernels::caching_cpu_allocator_stats().cached_bytes, 512 << 10);
+}
+
+TEST(CachingCpuAllocator, RawAllocationsAsOneDnnMakesThem) {
+  kernels::install_caching_cpu_allocator();
+  auto* a = c10::GetCPUAllocator();
+  for (size_t n : {size_t{100}, size_t{1} << 20, size_t{16} << 20}) {
+    void* p = a->raw_allocate(n);
+    ASSERT_NE(p, nullptr);
+    std::memset(p, 1, n);
+    a->raw_deallocate(p);
+  }
+  // A bf16 batched GEMM goes through oneDNN, which allocates through raw_allocate.
+  auto x = torch::randn({64, 256, 64}).to(torch::kBFloat16);
+  auto y = torch::bmm(x, x.transpose(1, 2));
+  EXPECT_TRUE(torch::isfinite(y).all().item<bool>());
 }

@@ -24,24 +24,43 @@ size_t size_class(size_t n) {
   return (n + step - 1) / step * step;
 }
 
-// One large block; the DataPtr's context, so the deleter knows its size class.
-struct Block {
-  void* ptr;
-  size_t bytes;
-};
+class CachingCpuAllocator;
+CachingCpuAllocator* g_allocator = nullptr;  // never destroyed (tensors freed late still find it)
+std::mutex g_install_mu;
+void free_ptr(void* p);
 
+// Data pointers are their own context (context == data), which LibTorch's raw_allocate requires
+// (oneDNN allocates its scratch buffers through it): the deleter finds a block's size class in
+// `live_`, and pointers it does not know came from the fallback allocator.
 class CachingCpuAllocator final : public c10::Allocator {
  public:
   CachingCpuAllocator(c10::Allocator* fallback, int64_t cap) : fallback_(fallback), cap_(cap) {}
 
   c10::DataPtr allocate(size_t n) const override {
-    if (n < kMinCached) return fallback_->allocate(n);
-    const size_t bytes = size_class(n);
     auto* self = const_cast<CachingCpuAllocator*>(this);
-    Block* b = self->take(bytes);
-    return {b->ptr, b, &CachingCpuAllocator::free_block, c10::Device(c10::DeviceType::CPU)};
+    void* p = n < kMinCached ? fallback_->raw_allocate(n) : self->take(size_class(n));
+    return {p, p, &free_ptr, c10::Device(c10::DeviceType::CPU)};
   }
-  c10::DeleterFnPtr raw_deleter() const override { return nullptr; }  // context-based deleter
+  c10::DeleterFnPtr raw_deleter() const override { return &free_ptr; }
+
+  void give_back(void* p) {
+    std::unique_lock<std::mutex> lock(mu_);
+    auto it = live_.find(p);
+    if (it == live_.end()) {
+      lock.unlock();
+      fallback_->raw_deallocate(p);
+      return;
+    }
+    const size_t bytes = it->second;
+    live_.erase(it);
+    stats_.in_use_bytes -= static_cast<int64_t>(bytes);
+    if (stats_.cached_bytes + static_cast<int64_t>(bytes) > cap_) {
+      munmap(p, bytes);
+      return;
+    }
+    stats_.cached_bytes += static_cast<int64_t>(bytes);
+    free_[bytes].push_back(p);
+  }
 
   CpuCacheStats stats() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -49,7 +68,11 @@ class CachingCpuAllocator final : public c10::Allocator {
   }
   void release() {
     std::lock_guard<std::mutex> lock(mu_);
-    release_locked();
+    for (auto& [bytes, blocks] : free_) {
+      for (void* p : blocks) munmap(p, bytes);
+      blocks.clear();
+    }
+    stats_.cached_bytes = 0;
   }
   void set_cap(int64_t cap) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -57,17 +80,18 @@ class CachingCpuAllocator final : public c10::Allocator {
   }
 
  private:
-  Block* take(size_t bytes) {
+  void* take(size_t bytes) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto it = free_.find(bytes);
       if (it != free_.end() && !it->second.empty()) {
-        Block* b = it->second.back();
+        void* p = it->second.back();
         it->second.pop_back();
         stats_.cached_bytes -= static_cast<int64_t>(bytes);
         stats_.in_use_bytes += static_cast<int64_t>(bytes);
         ++stats_.reused_blocks;
-        return b;
+        live_[p] = bytes;
+        return p;
       }
     }
     void* p = map(bytes);
@@ -81,7 +105,8 @@ class CachingCpuAllocator final : public c10::Allocator {
     stats_.in_use_bytes += static_cast<int64_t>(bytes);
     stats_.peak_bytes = std::max(stats_.peak_bytes, stats_.in_use_bytes + stats_.cached_bytes);
     ++stats_.fresh_blocks;
-    return new Block{p, bytes};
+    live_[p] = bytes;
+    return p;
   }
 
   static void* map(size_t bytes) {
@@ -93,43 +118,17 @@ class CachingCpuAllocator final : public c10::Allocator {
     return p;
   }
 
-  static void free_block(void* ctx);
-
-  void give_back(Block* b) {
-    std::lock_guard<std::mutex> lock(mu_);
-    stats_.in_use_bytes -= static_cast<int64_t>(b->bytes);
-    if (stats_.cached_bytes + static_cast<int64_t>(b->bytes) > cap_) {
-      munmap(b->ptr, b->bytes);
-      delete b;
-      return;
-    }
-    stats_.cached_bytes += static_cast<int64_t>(b->bytes);
-    free_[b->bytes].push_back(b);
-  }
-
-  void release_locked() {
-    for (auto& [bytes, blocks] : free_) {
-      for (Block* b : blocks) {
-        munmap(b->ptr, b->bytes);
-        delete b;
-      }
-      blocks.clear();
-    }
-    stats_.cached_bytes = 0;
-  }
-
   c10::Allocator* fallback_;
   int64_t cap_;
   std::mutex mu_;
-  std::unordered_map<size_t, std::vector<Block*>> free_;
+  std::unordered_map<size_t, std::vector<void*>> free_;  // size class -> free blocks
+  std::unordered_map<void*, size_t> live_;               // blocks owned by tensors
   CpuCacheStats stats_;
 };
 
-// Never destroyed: tensors freed during static destruction still find it.
-CachingCpuAllocator* g_allocator = nullptr;
-std::mutex g_install_mu;
-
-void CachingCpuAllocator::free_block(void* ctx) { g_allocator->give_back(static_cast<Block*>(ctx)); }
+void free_ptr(void* p) {
+  if (p != nullptr) g_allocator->give_back(p);
+}
 
 int64_t default_cap() {
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);

@@ -1,4 +1,4 @@
-// Compiled with -O3 -fno-math-errno (core/kernels/CMakeLists.txt): GCC vectorises these loops,
+// Compiled with -O3 -fno-math-errno -ffp-contract=off (core/kernels/CMakeLists.txt): GCC vectorises these loops,
 // and each exported function is cloned for AVX-512 and for the baseline ISA (target_clones), the
 // dynamic loader choosing once per process. Helpers are always_inline so that they are compiled
 // inside each clone (a plain inline helper would be compiled once, for the baseline ISA).
@@ -10,7 +10,8 @@
 #include <cmath>
 #include <cstring>
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+    !defined(__SANITIZE_ADDRESS__) && !defined(SHARDTUNE_KERNELS_NO_CLONES)
 #define ST_CLONES __attribute__((target_clones("arch=x86-64-v4", "default")))
 #else
 #define ST_CLONES
@@ -205,6 +206,21 @@ ST_CLONES void adamw_f32(float* p, const float* g, float* m, float* v, int64_t n
     v[i] = vi;
     const float denom = std::sqrt(vi) * ib + eps;
     p[i] = p[i] * decay - step * (mi / denom);
+  }
+}
+
+ST_CLONES void adamw_masked_f32(float* p, const float* g, float* m, float* v, int64_t n,
+                                const AdamWScalars& s, const uint8_t* decay_mask) {
+  const float b1 = s.beta1, b2 = s.beta2, one_b1 = 1.0f - s.beta1, one_b2 = 1.0f - s.beta2;
+  const float decay = s.decay, step = s.step_size, ib = s.inv_sqrt_bc2, eps = s.eps;
+  for (int64_t i = 0; i < n; ++i) {
+    const float gi = g[i];
+    const float mi = m[i] * b1 + one_b1 * gi;
+    const float vi = v[i] * b2 + one_b2 * (gi * gi);
+    m[i] = mi;
+    v[i] = vi;
+    const float denom = std::sqrt(vi) * ib + eps;
+    p[i] = p[i] * (decay_mask[i] ? decay : 1.0f) - step * (mi / denom);
   }
 }
 

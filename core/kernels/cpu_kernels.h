@@ -27,6 +27,11 @@ struct AdamWScalars {
   float beta1, beta2, eps, decay, step_size, inv_sqrt_bc2;
 };
 void adamw_f32(float* p, const float* g, float* m, float* v, int64_t n, const AdamWScalars& s);
+// As adamw_f32 with decay applied only where decay_mask[i] != 0 (ZeRO-1 shards that span
+// matrices and vectors). Bitwise equal to adamw_f32 with s.decay or with decay 1 per element:
+// no operation is fused or reordered differently (the file is compiled without FP contraction).
+void adamw_masked_f32(float* p, const float* g, float* m, float* v, int64_t n,
+                      const AdamWScalars& s, const uint8_t* decay_mask);
 
 // ---- Cross-entropy over one rank's vocabulary columns ---------------------------------------
 // Row statistics of x[0..n): *row_max = max_j x[j], *sum_exp = sum_j exp(x[j] - *row_max).

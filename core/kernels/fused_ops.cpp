@@ -429,6 +429,31 @@ void fused_adamw(const std::vector<torch::Tensor>& params, const std::vector<tor
   });
 }
 
+void fused_adamw_masked(const torch::Tensor& param, const torch::Tensor& grad,
+                        const torch::Tensor& exp_avg, const torch::Tensor& exp_avg_sq,
+                        const torch::Tensor& decay_mask, const AdamWHyper& h) {
+  for (const auto* t : {&param, &grad, &exp_avg, &exp_avg_sq}) {
+    TORCH_CHECK(t->scalar_type() == torch::kFloat && t->is_contiguous() && t->device().is_cpu() &&
+                    t->numel() == param.numel(),
+                "fused_adamw_masked: contiguous fp32 CPU tensors of equal size expected");
+  }
+  TORCH_CHECK(decay_mask.scalar_type() == torch::kBool && decay_mask.is_contiguous() &&
+                  decay_mask.numel() == param.numel(),
+              "fused_adamw_masked: a contiguous bool mask like the parameter expected");
+  TORCH_CHECK(h.step >= 1, "fused_adamw_masked: step must be >= 1");
+  const double bc1 = 1.0 - std::pow(h.beta1, static_cast<double>(h.step));
+  const double bc2 = 1.0 - std::pow(h.beta2, static_cast<double>(h.step));
+  const AdamWScalars s{static_cast<float>(h.beta1), static_cast<float>(h.beta2),
+                       static_cast<float>(h.eps), static_cast<float>(1.0 - h.lr * h.weight_decay),
+                       static_cast<float>(h.lr / bc1), static_cast<float>(1.0 / std::sqrt(bc2))};
+  const auto* mask = reinterpret_cast<const uint8_t*>(decay_mask.data_ptr<bool>());
+  at::parallel_for(0, param.numel(), 1 << 16, [&](int64_t b, int64_t e) {
+    adamw_masked_f32(param.data_ptr<float>() + b, grad.data_ptr<float>() + b,
+                     exp_avg.data_ptr<float>() + b, exp_avg_sq.data_ptr<float>() + b, e - b, s,
+                     mask + b);
+  });
+}
+
 torch::Tensor fused_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets,
                                   int64_t offset, int64_t length, parallel::Communicator* tp) {
   return CrossEntropyFn::apply(logits, targets, offset, length, reinterpret_cast<int64_t>(tp));

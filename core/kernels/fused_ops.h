@@ -33,6 +33,12 @@ void fused_adamw(const std::vector<torch::Tensor>& params, const std::vector<tor
                  const std::vector<torch::Tensor>& exp_avg_sqs, const std::vector<bool>& decay,
                  const AdamWHyper& h);
 
+// The same update of one tensor with weight decay only where decay_mask (bool, like param) is
+// true: ZeRO-1's flat shards. Bitwise equal to fused_adamw on the same elements.
+void fused_adamw_masked(const torch::Tensor& param, const torch::Tensor& grad,
+                        const torch::Tensor& exp_avg, const torch::Tensor& exp_avg_sq,
+                        const torch::Tensor& decay_mask, const AdamWHyper& h);
+
 // ---- Cross-entropy over the vocabulary -------------------------------------------------------
 // Per-row loss -log softmax(logits)[target] of logits [..., chunk] (this rank's vocabulary columns
 // [offset, offset + length); columns past `length` are padding and ignored) against global target
