@@ -134,12 +134,11 @@ class Llama(nn.Module):
         inv = 1.0 / (10000 ** (torch.arange(0, d, 2).float() / d))
         f = torch.outer(torch.arange(a.seq).float(), inv)
         e = torch.cat((f, f), -1)
-        self.register_buffer("cos", e.cos(), persistent=False)  # [T, d]
-        self.register_buffer("sin", e.sin(), persistent=False)
-        causal = torch.ones(a.seq, a.seq, dtype=torch.bool).tril()
-        self.register_buffer("causal", causal, persistent=False)
-        self.register_buffer("additive", torch.zeros(a.seq, a.seq).masked_fill(~causal, float("-inf")),
-                             persistent=False)
+        # Constant tables as plain attributes, not buffers: DDP would broadcast buffers at start,
+        # and gloo has no bool type.
+        self.cos, self.sin = e.cos(), e.sin()  # [T, d]
+        self.causal = torch.ones(a.seq, a.seq, dtype=torch.bool).tril()
+        self.additive = torch.zeros(a.seq, a.seq).masked_fill(~self.causal, float("-inf"))
 
     def mask(self, b, t, dtype):
         if self.a.mask == "masked_fill":
