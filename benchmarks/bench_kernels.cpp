@@ -167,6 +167,20 @@ int main(int argc, char** argv) {
           measure([&] { fused(); }, reps));
     }
   }
+  {  // bf16 linear with fp32 master weights: autograd's cast vs linear_bf16 (gate_proj's shape)
+    auto x = rn({B, T, H}, torch::kBFloat16).requires_grad_();
+    auto w = (0.02 * torch::randn({F, H})).requires_grad_();
+    auto dy = rn({B, T, F}, torch::kBFloat16);
+    auto ref = [&] {
+      return torch::autograd::grad({torch::nn::functional::linear(x, w.to(torch::kBFloat16))},
+                                   {x, w}, {dy});
+    };
+    auto fused = [&] { return torch::autograd::grad({kernels::linear_bf16(x, w)}, {x, w}, {dy}); };
+    auto a = ref(), b = fused();
+    check(torch::equal(a[0], b[0]) && torch::equal(a[1], b[1]), "linear_bf16");
+    row("linear bf16, fp32 master [2048,512]x[1376,512]^T", "bf16", measure([&] { ref(); }, reps),
+        measure([&] { fused(); }, reps));
+  }
   {  // AdamW over the model's parameter shapes (33.7M fp32)
     std::vector<std::vector<int64_t>> shapes = {{V, H}, {V, H}};
     for (int l = 0; l < 8; ++l) {

@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <string>
 
 #include <c10/core/CPUAllocator.h>
@@ -262,6 +263,52 @@ TEST(FusedSwiglu, ForwardAndGradientsMatchFp32AndBf16) {
     expect_close(grads[0], ref_grads[0], tol, "d gate");
     expect_close(grads[1], ref_grads[1], tol, "d up");
   }
+}
+
+// ---- bf16 linear ---------------------------------------------------------------------------------
+
+TEST(LinearBf16, BitwiseTheAutogradCastOfTheMasterWeights) {
+  auto x = randn({3, 5, 48}, 70).to(torch::kBFloat16).requires_grad_();
+  auto w = (0.3 * randn({40, 48}, 71)).requires_grad_();
+  auto b = randn({40}, 72).requires_grad_();
+  auto dy = randn({3, 5, 40}, 73).to(torch::kBFloat16);
+  auto ref = torch::nn::functional::linear(x, w.to(torch::kBFloat16), b.to(torch::kBFloat16));
+  auto g_ref = torch::autograd::grad({ref}, {x, w, b}, {dy});
+  for (bool cache : {false, true}) {
+    auto y = kernels::linear_bf16(x, w, b, cache);
+    EXPECT_TRUE(torch::equal(y, ref)) << "cache " << cache;
+    auto g = torch::autograd::grad({y}, {x, w, b}, {dy});
+    EXPECT_TRUE(torch::equal(g[0], g_ref[0])) << "dx, cache " << cache;
+    EXPECT_EQ(g[1].scalar_type(), torch::kFloat);
+    EXPECT_TRUE(torch::equal(g[1], g_ref[1])) << "dw, cache " << cache;
+    // db: the reference sums in bf16's accumulation, ours in fp32 then exact: close, not equal.
+    expect_close(g[2], g_ref[2], 1e-2, "db");
+  }
+  kernels::clear_bf16_weight_cache();
+}
+
+TEST(LinearBf16, CacheFollowsInPlaceUpdatesOfTheWeight) {
+  auto x = randn({4, 16}, 74).to(torch::kBFloat16);
+  auto w = randn({8, 16}, 75).requires_grad_();
+  auto y1 = kernels::linear_bf16(x, w, {}, true);
+  {
+    torch::NoGradGuard no_grad;
+    w.add_(1.0);  // an optimizer step: the version counter moves
+  }
+  auto y2 = kernels::linear_bf16(x, w, {}, true);
+  EXPECT_TRUE(torch::equal(y2, torch::nn::functional::linear(x, w.detach().to(torch::kBFloat16))));
+  EXPECT_FALSE(torch::equal(y1, y2));
+  kernels::clear_bf16_weight_cache();
+}
+
+TEST(LinearBf16, CastsRoundToNearestEvenLikeTensorTo) {
+  auto x = randn({1000}, 76) * 1e3;
+  x[0] = std::numeric_limits<float>::infinity();
+  x[1] = -0.0f;
+  x[2] = 1.0f + 1.0f / 256;  // exactly halfway between two bf16 values: rounds to even
+  EXPECT_TRUE(torch::equal(kernels::to_bf16(x), x.to(torch::kBFloat16)));
+  auto b = x.to(torch::kBFloat16);
+  EXPECT_TRUE(torch::equal(kernels::to_f32(b), b.to(torch::kFloat)));
 }
 
 // ---- RoPE ---------------------------------------------------------------------------------------

@@ -78,6 +78,22 @@ torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up);
 torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& cos,
                            const torch::Tensor& sin);
 
+// ---- bf16 compute with fp32 master weights ---------------------------------------------------------
+// y = x W^T (+ b) in bf16 for x [..., in] bf16 and fp32 (master) W [out, in], b [out]: the bf16
+// copy of W is made by a vectorised rounding kernel (round to nearest even, as Tensor::to), the
+// GEMMs run in bf16 (oneDNN), and the weight gradient is returned in fp32 (exactly the bf16 GEMM's
+// result widened, as autograd's cast node would produce, without LibTorch's slower conversion).
+// Results equal F::linear(x, W.to(bf16), b.to(bf16)) bitwise, gradients included.
+// `cache`: reuse the bf16 copy of W while W is unchanged (same storage and version counter, i.e.
+// no optimizer step in between): micro-batches of one step cast each weight once. The cache holds
+// one bf16 copy per weight used (half the weights' fp32 size); clear_bf16_weight_cache() drops it.
+torch::Tensor linear_bf16(const torch::Tensor& x, const torch::Tensor& weight,
+                          const torch::Tensor& bias = {}, bool cache = false);
+void clear_bf16_weight_cache();
+// fp32 -> bf16 (round to nearest even) and bf16 -> fp32 of whole tensors, parallel and vectorised.
+torch::Tensor to_bf16(const torch::Tensor& x);
+torch::Tensor to_f32(const torch::Tensor& x);
+
 // ---- Causal attention softmax ------------------------------------------------------------------
 // In place on scores [B, H, T, P + T] (fp32 or bf16, contiguous; the first P keys are a prefix
 // every query sees, then T causal keys; bf16: fp32 math, probabilities rounded once to bf16): scores <- softmax(scale * scores + causal mask), the mask never built.
