@@ -101,40 +101,44 @@ int main(int argc, char** argv) {
   }
   const std::string dir = argv[1];
   int tp = mpi.world_size(), reps = 3;
+  io::SaveOptions save_options;
+  save_options.keep_last = 1;
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
     if (k == "--tp") tp = std::atoi(argv[i + 1]);
     if (k == "--reps") reps = std::atoi(argv[i + 1]);
-    if (k == "--xfer") setenv("SHARDTUNE_CKPT_XFER", argv[i + 1], 1);
+    if (k == "--xfer") save_options.collective_transfer = std::string(argv[i + 1]) == "collective";
   }
   auto grid = parallel::RankGrid::create(mpi.world(), tp);
   const auto config = bench::llama30m_config(dir, 128, 4);
   core::validate_tp(config.model, tp);
   auto model = core::build_model(config.model, 1234, parallel::TpGroup{grid.tp_ptr()});
-  const int world = grid.dims().world(), dp = grid.dims().dp, dp_rank = grid.coord().dp_rank;
+  const int world = grid.dims().world(), dp = grid.dims().dp;
 
-  std::vector<io::ShardedTensor> tensors;
+  // A training checkpoint's tensors (io/checkpoint/schema.h) without RNG streams: every parameter
+  // and random moments (same seed on every rank: replicated optimizer tensors must be equal across
+  // ranks, as in training).
+  io::TrainingTensors contents;
   auto params = model->named_parameters();
-  // Same seed on every rank: replicated optimizer tensors must be equal across ranks, as in training.
   torch::manual_seed(7);
   int64_t global_bytes = 0;
-  for (const std::string kind : {"/model/", "/optimizer/exp_avg/", "/optimizer/exp_avg_sq/"}) {
-    for (const auto& [name, spec] : core::parameter_specs(*model)) {
-      const int k = static_cast<int>(tensors.size());
-      const bool write = spec.sharded() ? dp_rank == k % dp : grid.rank() == k % world;
-      auto local = kind == "/model/" ? params[name].detach()
-                                     : torch::randn_like(params[name]).detach();
-      tensors.push_back({kind + name, local, spec, write});
-      int64_t n = 4;
-      for (auto d : spec.global_shape) n *= d;
-      global_bytes += n;
-    }
+  for (const auto& [name, spec] : core::parameter_specs(*model)) {
+    contents.names.push_back(name);
+    contents.specs.push_back(spec);
+    contents.params.push_back(params[name].detach());
+    contents.exp_avg.push_back(torch::randn_like(params[name]).detach());
+    int64_t n = 3 * 4;
+    for (auto d : spec.global_shape) n *= d;
+    global_bytes += n;
   }
+  for (const auto& p : contents.params) contents.exp_avg_sq.push_back(torch::randn_like(p));
+  const auto tensors = io::training_checkpoint_tensors(
+      contents, {grid.rank(), world, grid.coord().dp_rank, dp});
   io::CheckpointInfo info;
   info.shardtune_version = "bench";
   info.model_config = config.model.to_json();
   info.strategy = "sft";
-  info.layout = "tp=" + std::to_string(tp) + ",dp=" + std::to_string(dp);
+  info.layout = io::layout_name(tp, dp, 0);
   info.tp = tp;
   info.dp = dp;
   info.world = world;
@@ -147,7 +151,7 @@ int main(int argc, char** argv) {
     info.step = r + 1;
     quiet_barrier();
     double t0 = now();
-    file = io::save_sharded_checkpoint(dir, info, tensors, grid.world(), 1);
+    file = io::save_sharded_checkpoint(dir, info, tensors, grid.world(), save_options);
     writes.push_back(slowest(now() - t0));
     if (root) {
       run_dd("if=" + file + " of=/dev/null bs=4M");  // dd's source in the page cache, as ours
@@ -188,7 +192,7 @@ int main(int argc, char** argv) {
   }
   if (root) {
     const double bytes = static_cast<double>(std::filesystem::file_size(file));
-    const char* xfer = std::getenv("SHARDTUNE_CKPT_XFER");
+    const char* xfer = save_options.collective_transfer ? "collective" : "independent";
     const double w = median(writes), dw = median(dd_writes), rd = median(reads),
                  drd = median(dd_reads);
     std::printf("{\"np\": %d, \"tp\": %d, \"dp\": %d, \"xfer\": \"%s\", \"reps\": %d, "
@@ -196,7 +200,7 @@ int main(int argc, char** argv) {
                 "\"write_MBps\": %.1f, \"dd_write_s\": %.3f, \"write_vs_dd\": %.2f, "
                 "\"write_vs_dd_paired_median\": %.2f, \"read_s\": %.3f, \"read_MBps\": %.1f, "
                 "\"dd_read_s\": %.3f, \"read_vs_dd\": %.2f, \"read_vs_dd_paired_median\": %.2f}\n",
-                world, tp, dp, xfer ? xfer : "independent", reps, bytes,
+                world, tp, dp, xfer, reps, bytes,
                 static_cast<long long>(global_bytes), w, bytes / w / 1e6, dw, dw / w,
                 median(write_ratios), rd, bytes / rd / 1e6, drd, drd / rd, median(read_ratios));
   }

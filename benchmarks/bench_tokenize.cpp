@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "io/tokenizers/loader.h"
-#include "parallel/errors.h"
+#include "base/errors.h"
 
 using namespace shardtune::io::tokenizers;
 

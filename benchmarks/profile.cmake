@@ -9,10 +9,6 @@ add_executable(bench_bf16_gemm bench_bf16_gemm.cpp)
 shardtune_use_torch(bench_bf16_gemm)
 
 # Fused kernels against the LibTorch ops they replace, at the 30M llama's shapes (CPU ms, faults).
-if(NOT TARGET shardtune_kernels)
-  # Until core/CMakeLists.txt adds core/kernels itself.
-  add_subdirectory(${PROJECT_SOURCE_DIR}/core/kernels ${PROJECT_BINARY_DIR}/core/kernels)
-endif()
 add_executable(bench_kernels bench_kernels.cpp)
-target_link_libraries(bench_kernels PRIVATE shardtune_core shardtune_kernels)
+target_link_libraries(bench_kernels PRIVATE shardtune_core)
 shardtune_use_torch(bench_kernels)

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
+#include "base/errors.h"
 #include "core/loss.h"
-#include "parallel/errors.h"
 
 namespace shardtune::core {
 

@@ -4,8 +4,10 @@
 
 #include <cmath>
 
+#include "base/errors.h"
+#include "base/hash.h"
+#include "base/strings.h"
 #include "core/layers.h"
-#include "parallel/errors.h"
 
 namespace shardtune::core {
 
@@ -296,23 +298,13 @@ class Gpt2LMHeadModel : public CausalLMImpl {
   Gpt2Body transformer{nullptr};
 };
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 }  // namespace
 
 uint64_t named_seed(uint64_t seed, const std::string& name) {
-  uint64_t h = 1469598103934665603ULL;  // FNV-1a 64
-  for (unsigned char ch : name) {
-    h ^= ch;
-    h *= 1099511628211ULL;
-  }
-  // splitmix64 finaliser over (hash ^ seed) so nearby seeds give unrelated streams.
-  uint64_t z = h ^ (seed + 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
+  // The splitmix64 finaliser over (name hash ^ seed), so nearby seeds give unrelated streams.
+  // kShardTuneFnvBasis: every seeded initialisation depends on it (base/hash.h).
+  const uint64_t h = base::fnv1a64(name, base::kShardTuneFnvBasis);
+  return base::splitmix64_mix(h ^ (seed + base::kSplitMix64Step));
 }
 
 torch::Tensor CausalLMImpl::gather_logits(const torch::Tensor& local_logits) const {
@@ -348,9 +340,10 @@ void init_parameter(torch::Tensor& param, const std::string& name, const ShardSp
   torch::NoGradGuard no_grad;
   if (param.dim() == 1 && !spec.sharded() && spec.global_shape.size() == 1) {
     // Norm gains start at one, biases at zero (replicated 1-D tensors).
-    const bool is_gain = ends_with(name, "norm.weight") || name.find(".ln_") != std::string::npos ||
+    const bool is_gain = base::ends_with(name, "norm.weight") ||
+                         name.find(".ln_") != std::string::npos ||
                          name.find("ln_f.weight") != std::string::npos;
-    if (is_gain && ends_with(name, "weight")) {
+    if (is_gain && base::ends_with(name, "weight")) {
       param.fill_(1.0);
     } else {
       param.zero_();
@@ -363,7 +356,7 @@ void init_parameter(torch::Tensor& param, const std::string& name, const ShardSp
   }
   double std = config.init_std;
   // GPT-2 scales the residual projections by 1/sqrt(2 * layers) (Radford et al. 2019).
-  if (config.family == "gpt2" && ends_with(name, "c_proj.weight")) {
+  if (config.family == "gpt2" && base::ends_with(name, "c_proj.weight")) {
     std /= std::sqrt(2.0 * static_cast<double>(config.num_layers));
   }
   // The full tensor from the parameter's own stream; this rank keeps its slice.

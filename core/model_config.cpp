@@ -2,7 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "parallel/errors.h"
+#include "base/errors.h"
 
 namespace shardtune::core {
 
@@ -40,20 +40,7 @@ void ModelConfig::validate() const {
 
 std::string ModelConfig::to_json() const {
   nlohmann::ordered_json j;
-  j["family"] = family;
-  j["vocab_size"] = vocab_size;
-  j["hidden_size"] = hidden_size;
-  j["num_layers"] = num_layers;
-  j["num_heads"] = num_heads;
-  j["num_kv_heads"] = num_kv_heads;
-  j["intermediate_size"] = intermediate_size;
-  j["max_position_embeddings"] = max_position_embeddings;
-  j["rope_theta"] = rope_theta;
-  j["norm_eps"] = norm_eps;
-  j["tie_word_embeddings"] = tie_word_embeddings;
-  j["attention_bias"] = attention_bias;
-  j["dropout"] = dropout;
-  j["init_std"] = init_std;
+  fields([&](const char* key, const auto& value, const char*) { j[key] = value; });
   return j.dump();
 }
 
@@ -65,28 +52,14 @@ ModelConfig ModelConfig::from_json(const std::string& text) {
     throw UserError(std::string("model config JSON is invalid: ") + e.what());
   }
   ModelConfig c;
-  auto get = [&](const char* key, auto& out) {
+  c.fields([&](const char* key, auto& out, const char*) {
     if (!j.contains(key)) throw UserError(std::string("model config JSON lacks '") + key + "'");
     try {
       j.at(key).get_to(out);
     } catch (const std::exception&) {
       throw UserError(std::string("model config JSON: '") + key + "' has the wrong type");
     }
-  };
-  get("family", c.family);
-  get("vocab_size", c.vocab_size);
-  get("hidden_size", c.hidden_size);
-  get("num_layers", c.num_layers);
-  get("num_heads", c.num_heads);
-  get("num_kv_heads", c.num_kv_heads);
-  get("intermediate_size", c.intermediate_size);
-  get("max_position_embeddings", c.max_position_embeddings);
-  get("rope_theta", c.rope_theta);
-  get("norm_eps", c.norm_eps);
-  get("tie_word_embeddings", c.tie_word_embeddings);
-  get("attention_bias", c.attention_bias);
-  get("dropout", c.dropout);
-  get("init_std", c.init_std);
+  });
   return c;
 }
 

@@ -4,8 +4,8 @@
 
 namespace shardtune::core {
 
-AdamW::AdamW(std::vector<NamedParameter> params, AdamWOptions options)
-    : params_(std::move(params)), options_(options) {
+AdamW::AdamW(std::vector<NamedParameter> params, AdamWOptions options, NormShare norm)
+    : params_(std::move(params)), options_(options), norm_(std::move(norm)) {
   for (auto& p : params_) {
     exp_avg_.push_back(torch::zeros_like(p.param, torch::MemoryFormat::Contiguous));
     exp_avg_sq_.push_back(torch::zeros_like(p.param, torch::MemoryFormat::Contiguous));
@@ -44,10 +44,31 @@ void AdamW::step(double lr) {
   }
 }
 
-void AdamW::zero_grad() {
-  for (auto& p : params_) {
-    if (p.param.grad().defined()) p.param.mutable_grad().zero_();
+double AdamW::local_grad_norm_squared() const {
+  if (norm_.counted.empty()) return grad_norm_squared(params_);
+  std::vector<NamedParameter> counted;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (norm_.counted[i]) counted.push_back(params_[i]);
   }
+  return grad_norm_squared(counted);
+}
+
+void AdamW::scale_grads(double factor) {
+  torch::NoGradGuard no_grad;
+  for (const auto& p : params_) {
+    if (p.param.grad().defined()) p.param.mutable_grad().mul_(factor);
+  }
+}
+
+void AdamW::load_state(const OptimizerState& state) {
+  TORCH_CHECK(state.exp_avg.size() == params_.size() && state.exp_avg_sq.size() == params_.size(),
+              "AdamW::load_state: one exp_avg and exp_avg_sq per parameter");
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    exp_avg_[i].copy_(state.exp_avg[i]);
+    exp_avg_sq_[i].copy_(state.exp_avg_sq[i]);
+  }
+  step_ = state.step;
 }
 
 int64_t AdamW::state_bytes() const {
@@ -86,13 +107,13 @@ double clip_coefficient(double norm, double max_norm) {
   return (max_norm <= 0.0 || norm <= max_norm) ? 1.0 : max_norm / (norm + 1e-6);
 }
 
-void scale_grads(const std::vector<NamedParameter>& params, double norm, double max_norm) {
+double clip_grad_norm(Optimizer& optimizer, double max_norm) {
+  auto sq = torch::tensor({optimizer.local_grad_norm_squared()}, torch::kDouble);
+  for (auto* group : optimizer.norm_groups()) group->all_reduce(sq, parallel::ReduceOp::kSum);
+  const double norm = std::sqrt(sq.item<double>());
   const double coef = clip_coefficient(norm, max_norm);
-  if (coef == 1.0) return;
-  torch::NoGradGuard no_grad;
-  for (const auto& p : params) {
-    if (p.param.grad().defined()) p.param.mutable_grad().mul_(coef);
-  }
+  if (coef != 1.0) optimizer.scale_grads(coef);
+  return norm;
 }
 
 }  // namespace shardtune::core

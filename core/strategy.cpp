@@ -3,8 +3,9 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "base/errors.h"
+#include "base/strings.h"
 #include "core/model.h"
-#include "parallel/errors.h"
 
 namespace shardtune::core {
 
@@ -94,22 +95,10 @@ bool take_bool(StrategyOptions& options, const std::string& strategy, const std:
                bool fallback) {
   const std::string v = take_option(options, key, "");
   if (v.empty()) return fallback;
-  if (v == "true" || v == "1" || v == "yes" || v == "on") return true;
-  if (v == "false" || v == "0" || v == "no" || v == "off") return false;
-  bad_value(strategy, key, v, "a boolean (true/false)");
-}
-
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> out;
-  std::string item;
-  std::istringstream in(text);
-  while (std::getline(in, item, ',')) {
-    const auto b = item.find_first_not_of(" \t");
-    if (b == std::string::npos) continue;
-    const auto e = item.find_last_not_of(" \t");
-    out.push_back(item.substr(b, e - b + 1));
-  }
-  return out;
+  bool ok = false;
+  const bool value = base::parse_bool(v, ok);
+  if (!ok) bad_value(strategy, key, v, "a boolean (true/false)");
+  return value;
 }
 
 }  // namespace shardtune::core

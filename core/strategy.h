@@ -10,8 +10,10 @@
 #include <utility>
 #include <vector>
 
+#include "core/example.h"
 #include "core/optimizer.h"
 #include "core/shard.h"
+#include "core/tokenizer.h"
 
 namespace shardtune::core {
 
@@ -20,6 +22,30 @@ class CausalLMImpl;
 // Options of one strategy: the keys of INI section [strategy.<name>] (or --strategy.<name>.key=v),
 // as strings; each strategy parses and validates its own, naming unknown keys.
 using StrategyOptions = std::map<std::string, std::string>;
+
+// What a strategy sees of the training data at data time (Strategy::prepare_data), given by the
+// host (launch/, through io/), which owns files and the data pipeline: a strategy asks for text by
+// path and never opens a file itself.
+class TrainingData {
+ public:
+  virtual ~TrainingData() = default;
+  virtual const Tokenizer& tokenizer() const = 0;
+  // Examples are truncated to this many tokens ([train] seq_len).
+  virtual int64_t seq_len() const = 0;
+  // The prompts of a JSONL file in any form the data pipeline reads (a record's prompt, or its
+  // text for {"text"} lines), at most `max_prompts` (0 = all). UserError naming the file/line.
+  virtual std::vector<std::string> read_prompts(const std::string& path,
+                                                int64_t max_prompts) const = 0;
+  // A (prompt, response) pair tokenized [BOS] prompt response [EOS] and truncated: labelled as
+  // the training data is ([data] train_on_prompt) when `as_training_data`, else with the loss on
+  // the response and EOS only.
+  virtual Example tokenize(const std::string& prompt, const std::string& response,
+                           bool as_training_data) const = 0;
+  // The training examples; a strategy may append its own before sampling starts.
+  virtual std::vector<Example>& train() = 0;
+  // One line for the run's log (the host prints it once, on rank 0).
+  virtual void report(const std::string& line) = 0;
+};
 
 class Strategy {
  public:
@@ -40,6 +66,15 @@ class Strategy {
   // Whether `name` is a parameter this strategy added (adapter, prefix); such parameters are not
   // part of an exported (merged) model.
   virtual bool is_added_parameter(const std::string& name) const;
+  // A checkpoint (file or directory) whose tensors start this strategy's added parameters instead
+  // of their initialisation (P-tuning v2's init_from: a prefix trained elsewhere); "" = none.
+  // A strategy never reads files: the host (launch/) reads them into the parameters apply()
+  // registered, right after apply().
+  virtual std::string added_parameters_from() const { return ""; }
+  // Data time: after apply() (and the added parameters' loading), before the sampler is built.
+  // A strategy may read and extend the training data (SFT self-training adds pseudo-labelled
+  // examples). Collective when the model is (every rank calls it; TP ranks in lock-step).
+  virtual void prepare_data(CausalLMImpl& model, TrainingData& data) {}
   // Folds the strategy into the base weights for export so that the base parameters alone give
   // the trained model's outputs (LoRA: W += scale * B A). A no-op for strategies that train base
   // weights in place (sft, freeze); UserError for strategies without a merged form (ptuning-v2).
@@ -70,7 +105,5 @@ double take_double(StrategyOptions& options, const std::string& strategy, const 
                    double fallback);
 bool take_bool(StrategyOptions& options, const std::string& strategy, const std::string& key,
                bool fallback);
-// Comma-separated list, blanks trimmed, empty items dropped.
-std::vector<std::string> split_list(const std::string& text);
 
 }  // namespace shardtune::core

@@ -3,30 +3,18 @@
 #include <algorithm>
 #include <cctype>
 
-#include "parallel/errors.h"
+#include "base/errors.h"
+#include "base/hash.h"
 
 namespace shardtune::io {
 
 namespace {
 
 // splitmix64: a portable generator whose sequence is fixed by its seed.
-uint64_t next(uint64_t& state) {
-  uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
+double uniform(uint64_t& state) {
+  return static_cast<double>(base::splitmix64_next(state) >> 11) * 0x1.0p-53;
 }
-double uniform(uint64_t& state) { return static_cast<double>(next(state) >> 11) * 0x1.0p-53; }
-uint64_t below(uint64_t& state, uint64_t n) { return next(state) % n; }
-
-uint64_t fnv1a(const std::string& s) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
+uint64_t below(uint64_t& state, uint64_t n) { return base::splitmix64_next(state) % n; }
 
 std::string lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -148,7 +136,9 @@ std::string Augmenter::reorder_sentences(const std::string& text, uint64_t& stat
 }
 
 std::string Augmenter::augment(const std::string& text, uint64_t stream) const {
-  uint64_t state = options_.seed ^ (stream * 0xD1B54A32D192ED03ULL) ^ fnv1a(text);
+  // kShardTuneFnvBasis: the augmented data of a seed depends on it (base/hash.h).
+  uint64_t state = options_.seed ^ (stream * 0xD1B54A32D192ED03ULL) ^
+                   base::fnv1a64(text, base::kShardTuneFnvBasis);
   std::string out = text;
   if (options_.reorder) out = reorder_sentences(out, state);
   if (options_.synonym) out = replace_synonyms(out, state);

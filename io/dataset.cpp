@@ -6,7 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "parallel/errors.h"
+#include "base/errors.h"
 
 namespace shardtune::io {
 namespace {
@@ -145,7 +145,8 @@ std::vector<Record> read_jsonl(const std::string& path) {
 }
 
 namespace {
-Example tokenize_messages(const Record& record, const Tokenizer& tokenizer, int64_t max_len,
+Example tokenize_messages(const Record& record, const core::Tokenizer& tokenizer,
+                          int64_t max_len,
                           bool train_on_prompt) {
   Example example;
   auto add = [&](const std::string& text, bool trained) {
@@ -173,7 +174,7 @@ Example tokenize_messages(const Record& record, const Tokenizer& tokenizer, int6
 }
 }  // namespace
 
-Example tokenize(const Record& record, const Tokenizer& tokenizer, int64_t max_len,
+Example tokenize(const Record& record, const core::Tokenizer& tokenizer, int64_t max_len,
                  bool train_on_prompt) {
   require(max_len >= 2, "tokenize: max_len must be at least 2 (BOS and one token), got " +
                             std::to_string(max_len));
@@ -201,7 +202,8 @@ Example tokenize(const Record& record, const Tokenizer& tokenizer, int64_t max_l
   return example;
 }
 
-std::vector<Example> tokenize_all(const std::vector<Record>& records, const Tokenizer& tokenizer,
+std::vector<Example> tokenize_all(const std::vector<Record>& records,
+                                  const core::Tokenizer& tokenizer,
                                   int64_t max_len, bool train_on_prompt) {
   std::vector<Example> examples;
   examples.reserve(records.size());

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "core/example.h"
-#include "io/tokenizer.h"
+#include "core/tokenizer.h"
 
 namespace shardtune::io {
 
@@ -46,10 +46,11 @@ std::vector<Record> read_jsonl(const std::string& path);
 using core::Example;
 using core::kIgnoreIndex;
 
-Example tokenize(const Record& record, const Tokenizer& tokenizer, int64_t max_len,
+Example tokenize(const Record& record, const core::Tokenizer& tokenizer, int64_t max_len,
                  bool train_on_prompt);
 
-std::vector<Example> tokenize_all(const std::vector<Record>& records, const Tokenizer& tokenizer,
+std::vector<Example> tokenize_all(const std::vector<Record>& records,
+                                  const core::Tokenizer& tokenizer,
                                   int64_t max_len, bool train_on_prompt);
 
 }  // namespace shardtune::io

@@ -1,7 +1,7 @@
 // Tokenizers: the byte-level tokenizer and the factory that maps a config name to one.
 #include "io/tokenizer.h"
 
-#include "parallel/errors.h"
+#include "base/errors.h"
 
 namespace shardtune::io {
 
@@ -25,7 +25,7 @@ std::string ByteTokenizer::decode(const std::vector<int64_t>& ids) const {
   return text;
 }
 
-std::unique_ptr<Tokenizer> make_tokenizer(const std::string& name, const std::string& field) {
+std::unique_ptr<core::Tokenizer> make_tokenizer(const std::string& name, const std::string& field) {
   if (name == "byte") return std::make_unique<ByteTokenizer>();
   throw UserError(field + ": unknown tokenizer '" + name + "' (known: byte)");
 }

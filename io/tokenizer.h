@@ -1,6 +1,7 @@
-// Tokenizers. The built-in byte-level tokenizer needs no files: ids 0..255 are the bytes of the
-// UTF-8 text, then BOS, EOS and PAD. Other tokenizers (BPE tokenizer.json, SentencePiece) plug in
-// behind the same interface.
+// Tokenizers (implementations of core::Tokenizer, core/tokenizer.h). The built-in byte-level
+// tokenizer needs no files: ids 0..255 are the bytes of the UTF-8 text, then BOS, EOS and PAD.
+// Other tokenizers (BPE tokenizer.json, SentencePiece) plug in behind the same interface, chosen
+// by make_tokenizer from [data] tokenizer.
 #pragma once
 
 #include <cstdint>
@@ -9,24 +10,11 @@
 #include <string_view>
 #include <vector>
 
+#include "core/tokenizer.h"
+
 namespace shardtune::io {
 
-class Tokenizer {
- public:
-  virtual ~Tokenizer() = default;
-  // Text -> ids, without BOS/EOS (callers add them).
-  virtual std::vector<int64_t> encode(std::string_view text) const = 0;
-  // Ids -> text; special ids are dropped.
-  virtual std::string decode(const std::vector<int64_t>& ids) const = 0;
-  virtual int64_t vocab_size() const = 0;
-  virtual int64_t bos_id() const = 0;
-  virtual int64_t eos_id() const = 0;
-  virtual int64_t pad_id() const = 0;
-  // Stable identity string recorded in checkpoints, e.g. "byte-v1".
-  virtual std::string identity() const = 0;
-};
-
-class ByteTokenizer final : public Tokenizer {
+class ByteTokenizer final : public core::Tokenizer {
  public:
   static constexpr int64_t kBos = 256, kEos = 257, kPad = 258, kVocab = 259;
   std::vector<int64_t> encode(std::string_view text) const override;
@@ -39,6 +27,6 @@ class ByteTokenizer final : public Tokenizer {
 };
 
 // Builds a tokenizer from its config name ("byte"); throws UserError naming `field` otherwise.
-std::unique_ptr<Tokenizer> make_tokenizer(const std::string& name, const std::string& field);
+std::unique_ptr<core::Tokenizer> make_tokenizer(const std::string& name, const std::string& field);
 
 }  // namespace shardtune::io

@@ -9,7 +9,9 @@
 #include <fstream>
 #include <string_view>
 
-#include "parallel/errors.h"
+#include "base/errors.h"
+#include "base/hash.h"
+#include "base/strings.h"
 
 namespace shardtune::io {
 namespace {
@@ -35,13 +37,6 @@ std::string read_whole_file(const std::string& path) {
   in.seekg(0, std::ios::beg);
   if (size > 0 && !in.read(data.data(), size)) throw UserError(path + ": cannot read");
   return data;
-}
-
-std::string_view trim(std::string_view s) {
-  const size_t begin = s.find_first_not_of(" \t\r\n");
-  if (begin == std::string_view::npos) return {};
-  const size_t end = s.find_last_not_of(" \t\r\n");
-  return s.substr(begin, end - begin + 1);
 }
 
 template <typename T>
@@ -70,7 +65,7 @@ std::string clean_word(std::string_view raw) {
 // The definition is the gloss before its examples, which start at the first `; "`.
 std::string_view definition_of(std::string_view gloss) {
   const size_t examples = gloss.find("; \"");
-  return trim(examples == std::string_view::npos ? gloss : gloss.substr(0, examples));
+  return base::trim(examples == std::string_view::npos ? gloss : gloss.substr(0, examples));
 }
 
 // Parses one synset line:
@@ -148,7 +143,7 @@ Synset parse_synset(std::string_view line, const DataFile& file, const std::stri
     throw UserError(where + ": unexpected field '" + std::string(fields[i]) + "' before '|'");
   }
 
-  const std::string_view gloss = trim(line.substr(bar + 1));
+  const std::string_view gloss = base::trim(line.substr(bar + 1));
   synset.gloss = std::string(gloss);
   synset.definition = std::string(definition_of(gloss));
   return synset;
@@ -195,11 +190,7 @@ Split synset_split(const Synset& synset, int eval_percent) {
   key[0] = synset.pos;
   uint64_t offset = synset.offset;
   for (int d = 8; d >= 1; --d, offset /= 10) key[d] = static_cast<char>('0' + offset % 10);
-  uint64_t hash = 14695981039346656037ULL;  // FNV-1a 64 offset basis
-  for (char c : key) {
-    hash ^= static_cast<unsigned char>(c);
-    hash *= 1099511628211ULL;  // FNV-1a 64 prime
-  }
+  const uint64_t hash = base::fnv1a64(key, sizeof(key), base::kFnv1a64OffsetBasis);
   return static_cast<int>(hash % 100) < eval_percent ? Split::kEval : Split::kTrain;
 }
 

@@ -13,7 +13,8 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "parallel/errors.h"
+#include "base/env.h"
+#include "base/errors.h"
 #include "parallel/mpi_communicator.h"
 
 namespace shardtune::launch {
@@ -137,10 +138,14 @@ MpiRuntime::MpiRuntime(int* argc, char*** argv, ThreadLevel required, bool set_t
     CPU_AND(&both, &mine, &other);
     if (CPU_COUNT(&both) > 0) ++sharing;
   }
-  threads_ = choose_threads(CPU_COUNT(&mine), sharing, std::getenv("SHARDTUNE_THREADS"));
+  threads_ = choose_threads(CPU_COUNT(&mine), sharing, base::read_env(base::kEnvThreads));
   if (set_threads) at::set_num_threads(threads_.threads);
 
-  world_ = parallel::MpiCommunicator::world("world");
+  parallel::MpiOptions options;
+  if (const char* v = base::read_env(base::kEnvMpiNonblocking); v && std::string(v) == "1") {
+    options.eager_reduce_bytes = -1;
+  }
+  world_ = parallel::MpiCommunicator::world("world", options);
 }
 
 MpiRuntime::~MpiRuntime() {

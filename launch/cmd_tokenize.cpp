@@ -7,7 +7,7 @@
 
 #include "io/tokenizer.h"
 #include "io/tokenizers/loader.h"
-#include "parallel/errors.h"
+#include "base/errors.h"
 
 namespace shardtune::launch {
 

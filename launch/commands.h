@@ -1,11 +1,44 @@
-// Subcommands of the `shardtune` executable. Each returns the process exit code.
+// The subcommands of `shardtune`, in one table. A command is either standalone (one process, no
+// MPI: `ckpt inspect`) or a run (every rank, after the set-up of launch/cli.cpp has built the rank
+// grid and a Trainer). Adding a command is its file pair (launch/cmd_<name>.{h,cpp}) and one line
+// in commands() (launch/commands.cpp).
 #pragma once
+
+#include <string>
+#include <vector>
+
+#include "launch/trainer.h"
+#include "parallel/rank_grid.h"
 
 namespace shardtune::launch {
 
-// Entry point: `shardtune <train|eval|generate|ckpt> [--config FILE] [--section.key=value ...]`.
-// Bad input anywhere ends every rank with exit code 2 and one line naming the file/field; the
-// message is printed once, by the lowest rank that raised it.
-int run_cli(int argc, char** argv);
+// What a run command gets on every rank.
+struct RunContext {
+  Trainer& trainer;
+  parallel::RankGrid& grid;
+  bool root;  // world rank 0: the rank that prints results
+};
+
+struct Command {
+  const char* name;
+  const char* usage;  // the command's lines in `shardtune --help` (indented, "\n"-terminated)
+  // Standalone: gets the arguments after the command name, returns the exit code. UserError ends
+  // it with exit code 2 and one line.
+  int (*standalone)(const std::vector<std::string>& args) = nullptr;
+  // Run: called on every rank; the Trainer has loaded [checkpoint] init_from, which a command
+  // with needs_checkpoint requires.
+  void (*run)(RunContext& context) = nullptr;
+  bool needs_checkpoint = false;
+  bool stop_signals = false;  // SIGTERM / SIGUSR1 finish the step, checkpoint and exit 0
+};
+
+const std::vector<Command>& commands();
+// nullptr for an unknown name.
+const Command* find_command(const std::string& name);
+// The usage text: commands and the documented environment variables (base/env.h).
+std::string usage();
+
+// Standalone commands' entry points (launch/cmd_<name>.cpp).
+int cmd_ckpt(const std::vector<std::string>& args);
 
 }  // namespace shardtune::launch

@@ -1,5 +1,20 @@
 // Run configuration: INI sections per component plus --section.key=value overrides on the command
-// line (command line wins). Every option has a description (`shardtune train --help`).
+// line (command line wins). Each section's options are a struct owned by its component, with a
+// doc line per field and one field list (fields()) that generates everything here: the
+// Boost.Program_options table (`shardtune train --help`), the resolved printout (to_ini), the INI
+// round trip, and the hash ranks compare at start.
+//
+//   [model]      core::ModelConfig        core/model_config.h
+//   [train]      core::TrainOptions       core/train_options.h
+//   [data]       io::DataOptions          io/data.h
+//   [strategy]   name + [strategy.<name>] free-form keys, parsed by the strategy itself
+//   [checkpoint] io::CheckpointOptions    io/checkpoint/options.h
+//   [parallel]   parallel::ParallelOptions parallel/options.h
+//   [generate]   GenerateConfig           launch/cmd_generate.h
+//
+// A new option is one member and one fields() line in its component's struct. A section key
+// owned by another component (e.g. a [model] key read by io/) comes from that component's struct,
+// visited in the same section in Config::visit (`c.model.fields(v); c.other.fields(v);`).
 #pragma once
 
 #include <cstdint>
@@ -8,84 +23,62 @@
 
 #include "core/model_config.h"
 #include "core/strategy.h"
+#include "core/train_options.h"
+#include "io/checkpoint/options.h"
+#include "io/data.h"
+#include "launch/cmd_generate.h"
+#include "parallel/options.h"
 
 namespace shardtune::launch {
 
-struct TrainOptions {
-  int64_t steps = 100;
-  int64_t global_batch = 8;      // samples per optimizer step, over all data-parallel ranks
-  int64_t micro_batch = 8;       // samples per forward/backward on one rank
-  int64_t seq_len = 128;         // examples are truncated to this many tokens
-  double lr = 1e-3;
-  double min_lr = 0.0;
-  int64_t warmup_steps = 0;
-  double weight_decay = 0.0;
-  double beta1 = 0.9;
-  double beta2 = 0.95;
-  double eps = 1e-8;
-  double grad_clip = 1.0;        // max global L2 norm; 0 = off
-  uint64_t seed = 1234;
-  int64_t log_every = 10;
-  int64_t eval_every = 0;        // 0 = evaluate only before and after training
-  std::string out_dir = "runs/default";  // metrics.jsonl goes here
-};
-
-struct DataOptions {
-  std::string source = "jsonl";  // jsonl | wordnet | synthetic
-  std::string train_file;
-  std::string eval_file;
-  std::string tokenizer = "byte";
-  bool train_on_prompt = false;
-  int64_t max_eval_samples = 256;
-  std::string wordnet_dir = "/usr/share/wordnet";
-  std::string wordnet_task = "glosses";  // glosses | define
-  int wordnet_eval_percent = 5;
-  int64_t synthetic_samples = 1024;
-  std::string augment;           // "", or a list of synonym | reorder (io/augment.h)
-  double augment_rate = 0.1;     // synonym: per word; reorder: per text
-  uint64_t augment_seed = 0;
-  int64_t augment_copies = 1;    // augmented copies added per training record
-};
-
-struct CheckpointOptions {
-  std::string dir;               // default: <out_dir>/checkpoints
-  std::string init_from;         // checkpoint file or directory to load model weights from
-  int64_t every = 0;             // save every N steps (0 = only at the end)
-  bool save_final = true;
-  int keep_last = 2;
-  std::string resume;            // "auto" (<dir>/latest if any) or a checkpoint file/directory
-};
-
-struct ParallelOptions {
-  int tp = 1;
-  int zero = 0;
-  double bucket_mb = 25.0;
-};
-
-struct GenerateConfig {
-  std::vector<std::string> prompts;
-  int64_t from_eval = 0;         // also generate for the first N eval prompts, with references
-  int64_t max_new_tokens = 80;
-  double temperature = 0.0;
-  int64_t top_k = 0;
-};
-
 struct Config {
-  std::string config_file;
+  std::string config_file;  // the --config file, if any (not an option itself)
   core::ModelConfig model;
-  TrainOptions train;
-  DataOptions data;
+  core::TrainOptions train;
+  io::DataOptions data;
   std::string strategy = "sft";
   core::StrategyOptions strategy_options;
-  CheckpointOptions checkpoint;
-  ParallelOptions parallel;
+  io::CheckpointOptions checkpoint;
+  parallel::ParallelOptions parallel;
   GenerateConfig generate;
 
+  // Every section in order. A visitor has section(name, title), operator()(key, member, doc) for
+  // each option and free_options(section, map) for [strategy.<name>].
+  template <typename V>
+  void sections(V&& v) { visit(*this, v); }
+  template <typename V>
+  void sections(V&& v) const { visit(*this, v); }
+
   std::string checkpoint_dir() const;
-  // Cross-field checks (micro_batch divides the per-rank batch, ...); UserError naming the field.
+  // Every section's checks plus the cross-section ones (micro_batch divides the per-rank batch,
+  // seq_len fits the model, ...); UserError naming the field.
   void validate(int world) const;
-  // The resolved configuration in INI form (printed by rank 0 at start).
+  // The resolved configuration in INI form (every section, [generate] included; the checkpoint
+  // directory resolved), printed by rank 0 at start. Parsing it back gives the same configuration.
   std::string to_ini() const;
+  // FNV-1a 64 of to_ini(): ranks compare it at start to refuse differing configurations.
+  uint64_t hash() const;
+
+ private:
+  template <typename Self, typename V>
+  static void visit(Self& c, V& v) {
+    v.section("model", "[model] architecture");
+    c.model.fields(v);
+    v.section("train", "[train] optimisation");
+    c.train.fields(v);
+    v.section("data", "[data] input");
+    c.data.fields(v);
+    v.section("strategy", "[strategy] fine-tuning policy");
+    v("name", c.strategy,
+      "sft | lora | ptuning-v2 | freeze (options in [strategy.<name>], docs/strategies.md)");
+    v.free_options("strategy." + c.strategy, c.strategy_options);
+    v.section("checkpoint", "[checkpoint] saving and loading");
+    c.checkpoint.fields(v);
+    v.section("parallel", "[parallel] layout");
+    c.parallel.fields(v);
+    v.section("generate", "[generate] sampling (shardtune generate)");
+    c.generate.fields(v);
+  }
 };
 
 // Parses `args` (everything after the subcommand): --config FILE, --section.key=value, and

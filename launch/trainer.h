@@ -1,5 +1,8 @@
-// The training loop that composes the rest: model + strategy + optimizer + data + checkpoints on
-// a rank grid. One Trainer per rank; every rank calls the same methods in the same order.
+// The Trainer wires the layers together for one run on a rank grid: tokenizer and data (io/),
+// model and initial weights, strategy (strategies/), the training step and optimizer (core/),
+// checkpoints and resume (launch/resume.h), and the loop's cadence (logging, evaluation, saving,
+// stop signals). The algorithms live below launch/: a step is core::TrainingStep, evaluation
+// core::evaluate. One Trainer per rank; every rank calls the same methods in the same order.
 #pragma once
 
 #include <cstdint>
@@ -9,24 +12,16 @@
 
 #include "core/batch.h"
 #include "core/model.h"
-#include "core/optimizer.h"
 #include "core/strategy.h"
-#include "core/zero_optimizer.h"
-#include "io/tokenizer.h"
+#include "core/training_step.h"
+#include "io/data.h"
 #include "launch/config.h"
-#include "launch/data.h"
-#include "parallel/grad_sync.h"
+#include "launch/hooks.h"
 #include "parallel/rank_grid.h"
 
 namespace shardtune::launch {
 
 class MetricsWriter;
-
-struct EvalResult {
-  double loss = 0.0;        // mean per target token
-  double perplexity = 0.0;
-  int64_t tokens = 0;
-};
 
 struct StepResult {
   int64_t step = 0;         // 1-based number of the step just taken
@@ -38,42 +33,40 @@ struct StepResult {
 
 class Trainer {
  public:
-  // Builds tokenizer, data, model (seeded), strategy, optimizer; loads [checkpoint] init_from.
-  Trainer(Config config, parallel::RankGrid& grid);
+  // Builds tokenizer, data, model (seeded), strategy, optimizer; loads [checkpoint] init_from and
+  // resumes per [checkpoint] resume.
+  Trainer(Config config, parallel::RankGrid& grid, TestHooks hooks = {});
   ~Trainer();
 
   // Runs [train] steps with logging, evaluation and checkpoints. Returns per-step losses.
   std::vector<double> train();
   // One optimizer step on the next global batch.
   StepResult step();
-  EvalResult evaluate();
+  core::EvalResult evaluate();
   // Saves a checkpoint of the current state; returns its path.
   std::string save();
 
   core::CausalLMImpl& model() { return *model_; }
   const Config& config() const { return config_; }
-  const DataSets& data() const { return data_; }
-  const io::Tokenizer& tokenizer() const { return *tokenizer_; }
+  const io::DataSets& data() const { return data_; }
+  const core::Tokenizer& tokenizer() const { return *tokenizer_; }
   core::Strategy& strategy() { return *strategy_; }
   // Optimizer state bytes held by this rank (1/dp of the full state under ZeRO-1).
-  int64_t optimizer_state_bytes() const;
+  int64_t optimizer_state_bytes() const { return step_->optimizer().state_bytes(); }
   int64_t steps_done() const { return steps_done_; }
 
  private:
   void log_step(const StepResult& r, double step_seconds);
-  void log_eval(const EvalResult& r);
+  void log_eval(const core::EvalResult& r);
 
   Config config_;
   parallel::RankGrid& grid_;
-  std::unique_ptr<io::Tokenizer> tokenizer_;
-  DataSets data_;
+  TestHooks hooks_;
+  std::unique_ptr<core::Tokenizer> tokenizer_;
+  io::DataSets data_;
   std::shared_ptr<core::CausalLMImpl> model_;
   std::unique_ptr<core::Strategy> strategy_;
-  std::vector<core::NamedParameter> trainable_;
-  std::vector<bool> norm_counted_;  // per trainable_: counted in this rank's share of the norm
-  std::unique_ptr<core::AdamW> optimizer_;
-  std::unique_ptr<parallel::GradSync> grad_sync_;
-  std::unique_ptr<core::ZeroAdamW> zero_;  // [parallel] zero=1 (then optimizer_ is null)
+  std::unique_ptr<core::TrainingStep> step_;
   core::LrSchedule schedule_;
   std::unique_ptr<core::DistributedSampler> sampler_;
   std::unique_ptr<MetricsWriter> metrics_;

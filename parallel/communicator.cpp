@@ -32,34 +32,38 @@ std::string Communicator::describe(const char* op_name, const std::string& what)
   return s.str();
 }
 
+namespace {
+// Equal dtypes, and the whole side (out for all_gather, in for reduce_scatter) holding `size`
+// times the other side's elements; `describe` turns what is wrong into the error message.
+template <typename Describe>
+void check_sizes(const torch::Tensor& out, const torch::Tensor& in, bool out_is_whole, int size,
+                 Describe&& describe) {
+  if (out.scalar_type() != in.scalar_type()) {
+    throw CommunicationError(describe(std::string("out dtype ") + c10::toString(out.scalar_type()) +
+                                      " differs from in dtype " + c10::toString(in.scalar_type())));
+  }
+  const auto& whole = out_is_whole ? out : in;
+  const auto& piece = out_is_whole ? in : out;
+  if (whole.numel() != piece.numel() * size) {
+    const std::string whole_name = out_is_whole ? "out" : "in";
+    const std::string piece_name = out_is_whole ? "in" : "out";
+    throw CommunicationError(describe(whole_name + " has " + std::to_string(whole.numel()) +
+                                      " elements, expected size " + std::to_string(size) + " x " +
+                                      piece_name + " " + std::to_string(piece.numel())));
+  }
+}
+}  // namespace
+
 void Communicator::check_all_gather_sizes(const torch::Tensor& out,
                                           const torch::Tensor& in) const {
-  if (out.scalar_type() != in.scalar_type()) {
-    throw CommunicationError(describe("all_gather", std::string("out dtype ") +
-                                                        c10::toString(out.scalar_type()) +
-                                                        " differs from in dtype " +
-                                                        c10::toString(in.scalar_type())));
-  }
-  if (out.numel() != in.numel() * size_) {
-    throw CommunicationError(describe(
-        "all_gather", "out has " + std::to_string(out.numel()) + " elements, expected size " +
-                          std::to_string(size_) + " x in " + std::to_string(in.numel())));
-  }
+  check_sizes(out, in, /*out_is_whole=*/true, size_,
+              [&](const std::string& what) { return describe("all_gather", what); });
 }
 
 void Communicator::check_reduce_scatter_sizes(const torch::Tensor& out,
                                               const torch::Tensor& in) const {
-  if (out.scalar_type() != in.scalar_type()) {
-    throw CommunicationError(describe("reduce_scatter", std::string("out dtype ") +
-                                                            c10::toString(out.scalar_type()) +
-                                                            " differs from in dtype " +
-                                                            c10::toString(in.scalar_type())));
-  }
-  if (in.numel() != out.numel() * size_) {
-    throw CommunicationError(describe(
-        "reduce_scatter", "in has " + std::to_string(in.numel()) + " elements, expected size " +
-                              std::to_string(size_) + " x out " + std::to_string(out.numel())));
-  }
+  check_sizes(out, in, /*out_is_whole=*/false, size_,
+              [&](const std::string& what) { return describe("reduce_scatter", what); });
 }
 
 void Communicator::check_root(int root) const {

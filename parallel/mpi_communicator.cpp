@@ -90,6 +90,19 @@ bool reduce_wire_dtype(c10::ScalarType dtype, c10::ScalarType* wire, MPI_Datatyp
   }
 }
 
+// The dtype a reduction of `dtype` travels in and its MPI type; CommunicationError (message from
+// `describe`) when MPI cannot reduce it.
+template <typename Describe>
+std::pair<c10::ScalarType, MPI_Datatype> reduce_type(c10::ScalarType dtype, Describe&& describe) {
+  c10::ScalarType wire;
+  MPI_Datatype type;
+  if (!reduce_wire_dtype(dtype, &wire, &type)) {
+    throw CommunicationError(describe(std::string("MPI cannot reduce dtype ") +
+                                      c10::toString(dtype)));
+  }
+  return {wire, type};
+}
+
 MPI_Op mpi_op(ReduceOp op) {
   switch (op) {
     case ReduceOp::kSum:
@@ -181,11 +194,12 @@ torch::Tensor stage_input(const torch::Tensor& in, c10::ScalarType wire, const t
 
 }  // namespace
 
-MpiCommunicator::MpiCommunicator(MPI_Comm comm, std::string label)
-    : MpiCommunicator(dup_with_error_return(comm), std::move(label), Adopt{}) {}
+MpiCommunicator::MpiCommunicator(MPI_Comm comm, std::string label, MpiOptions options)
+    : MpiCommunicator(dup_with_error_return(comm), std::move(label), options, Adopt{}) {}
 
-MpiCommunicator::MpiCommunicator(MPI_Comm owned, std::string label, Adopt)
-    : Communicator(comm_rank(owned), comm_size(owned), std::move(label)), comm_(owned) {}
+MpiCommunicator::MpiCommunicator(MPI_Comm owned, std::string label, MpiOptions options, Adopt)
+    : Communicator(comm_rank(owned), comm_size(owned), std::move(label)), comm_(owned),
+      options_(options) {}
 
 MpiCommunicator::~MpiCommunicator() {
   // MPI_Comm_free is legal with collectives still pending (they complete first); after
@@ -193,8 +207,8 @@ MpiCommunicator::~MpiCommunicator() {
   if (comm_ != MPI_COMM_NULL && !mpi_finalized()) MPI_Comm_free(&comm_);
 }
 
-std::shared_ptr<MpiCommunicator> MpiCommunicator::world(std::string label) {
-  return std::make_shared<MpiCommunicator>(MPI_COMM_WORLD, std::move(label));
+std::shared_ptr<MpiCommunicator> MpiCommunicator::world(std::string label, MpiOptions options) {
+  return std::make_shared<MpiCommunicator>(MPI_COMM_WORLD, std::move(label), options);
 }
 
 std::shared_ptr<MpiCommunicator> MpiCommunicator::split(int color, int key,
@@ -205,7 +219,8 @@ std::shared_ptr<MpiCommunicator> MpiCommunicator::split(int color, int key,
   if (sub == MPI_COMM_NULL) return nullptr;
   SHARDTUNE_MPI_CHECK(MPI_Comm_set_errhandler(sub, MPI_ERRORS_RETURN),
                       describe("split", "label " + label));
-  return std::shared_ptr<MpiCommunicator>(new MpiCommunicator(sub, std::move(label), Adopt{}));
+  return std::shared_ptr<MpiCommunicator>(
+      new MpiCommunicator(sub, std::move(label), options_, Adopt{}));
 }
 
 std::vector<int> MpiCommunicator::world_ranks() const {
@@ -246,22 +261,15 @@ bool MpiCommunicator::eager(int64_t bytes) const {
   // Open MPI 4.1's non-blocking reductions (libnbc) measured 4.4x slower than the blocking ones
   // for 25 MiB buckets on 2 ranks (docs/benchmarks-comm.md), and without a progress thread they
   // barely overlap anyway, so large reductions run blocking at call time.
-  static const bool force_nonblocking = [] {
-    const char* v = std::getenv("SHARDTUNE_MPI_NONBLOCKING");
-    return v != nullptr && std::string(v) == "1";
-  }();
-  return !force_nonblocking && bytes >= kEagerReduceBytes;
+  return options_.eager_reduce_bytes >= 0 && bytes >= options_.eager_reduce_bytes;
 }
 
 WorkPtr MpiCommunicator::all_reduce_async(torch::Tensor& t, ReduceOp op) {
   check_cpu(t, "all_reduce");
   check_avg_dtype(t, op, "all_reduce");
-  c10::ScalarType wire;
-  MPI_Datatype type;
-  if (!reduce_wire_dtype(t.scalar_type(), &wire, &type)) {
-    throw CommunicationError(describe("all_reduce", std::string("MPI cannot reduce dtype ") +
-                                                        c10::toString(t.scalar_type())));
-  }
+  const auto [wire, type] = reduce_type(t.scalar_type(), [&](const std::string& what) {
+    return describe("all_reduce", what);
+  });
   auto [buffer, target] = stage_output(t, wire, /*copy_in=*/true);
   MPI_Request request = MPI_REQUEST_NULL;
   const int count = checked_count(t.numel(), "all_reduce");
@@ -307,12 +315,9 @@ WorkPtr MpiCommunicator::reduce_scatter_async(torch::Tensor& out, const torch::T
   check_cpu(in, "reduce_scatter");
   check_reduce_scatter_sizes(out, in);
   check_avg_dtype(in, op, "reduce_scatter");
-  c10::ScalarType wire;
-  MPI_Datatype type;
-  if (!reduce_wire_dtype(in.scalar_type(), &wire, &type)) {
-    throw CommunicationError(describe("reduce_scatter", std::string("MPI cannot reduce dtype ") +
-                                                            c10::toString(in.scalar_type())));
-  }
+  const auto [wire, type] = reduce_type(in.scalar_type(), [&](const std::string& what) {
+    return describe("reduce_scatter", what);
+  });
   auto [buffer, target] = stage_output(out, wire, /*copy_in=*/false);
   torch::Tensor send = stage_input(in, wire, buffer);
   MPI_Request request = MPI_REQUEST_NULL;

@@ -31,14 +31,24 @@
 
 namespace shardtune::parallel {
 
+// How an MpiCommunicator runs its reductions; communicators made by split() inherit it.
+struct MpiOptions {
+  // All-reduces and reduce-scatters of at least this many bytes run as blocking MPI calls inside
+  // the *_async call, which then returns completed Work: Open MPI 4.1's non-blocking reductions
+  // measured 4.4x slower for 25 MiB buckets (docs/benchmarks-comm.md). Negative: never, every
+  // collective is non-blocking (launch/ sets this for SHARDTUNE_MPI_NONBLOCKING=1, base/env.h).
+  int64_t eager_reduce_bytes = int64_t{1} << 20;
+};
+
 class MpiCommunicator final : public Communicator {
  public:
   // Duplicates `comm` (collective over comm) and owns the duplicate.
-  explicit MpiCommunicator(MPI_Comm comm, std::string label = "world");
+  explicit MpiCommunicator(MPI_Comm comm, std::string label = "world", MpiOptions options = {});
   ~MpiCommunicator() override;
 
   // A communicator over a dup of MPI_COMM_WORLD. MPI must be initialized.
-  static std::shared_ptr<MpiCommunicator> world(std::string label = "world");
+  static std::shared_ptr<MpiCommunicator> world(std::string label = "world",
+                                                MpiOptions options = {});
 
   // MPI_Comm_split over this group (collective: every rank of the group must call it). Ranks with
   // the same color form one new group, ordered by key (ties by rank in this group). A negative
@@ -53,11 +63,7 @@ class MpiCommunicator final : public Communicator {
 
   std::string backend() const override { return "mpi"; }
 
-  // All-reduces and reduce-scatters of at least this many bytes run as blocking MPI calls inside
-  // the *_async call, which then returns completed Work: Open MPI 4.1's non-blocking reductions
-  // measured 4.4x slower for 25 MiB buckets (docs/benchmarks-comm.md). SHARDTUNE_MPI_NONBLOCKING=1
-  // in the environment keeps every collective non-blocking.
-  static constexpr int64_t kEagerReduceBytes = 1 << 20;
+  const MpiOptions& options() const { return options_; }
 
   WorkPtr all_reduce_async(torch::Tensor& t, ReduceOp op) override;
   WorkPtr all_gather_async(torch::Tensor& out, const torch::Tensor& in) override;
@@ -68,12 +74,13 @@ class MpiCommunicator final : public Communicator {
  private:
   struct Adopt {};
   // Takes ownership of `owned` (already private to us, e.g. from MPI_Comm_split).
-  MpiCommunicator(MPI_Comm owned, std::string label, Adopt);
+  MpiCommunicator(MPI_Comm owned, std::string label, MpiOptions options, Adopt);
   void check_cpu(const torch::Tensor& t, const char* op_name) const;
   int checked_count(int64_t count, const char* op_name) const;
   bool eager(int64_t bytes) const;
 
   MPI_Comm comm_ = MPI_COMM_NULL;
+  MpiOptions options_;
 };
 
 }  // namespace shardtune::parallel

@@ -3,7 +3,8 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "parallel/errors.h"
+#include "base/errors.h"
+#include "base/strings.h"
 #include "parallel/local_communicator.h"
 #include "parallel/mpi_communicator.h"
 
@@ -11,13 +12,9 @@ namespace shardtune::parallel {
 
 namespace {
 
-std::string join(const std::vector<int>& values) {
-  std::ostringstream s;
-  for (size_t i = 0; i < values.size(); ++i) s << (i ? ", " : "") << values[i];
-  return s.str();
+std::string choose_tp(int world) {
+  return "choose tp in {" + base::join(valid_tp_values(world)) + "}";
 }
-
-std::string choose_tp(int world) { return "choose tp in {" + join(valid_tp_values(world)) + "}"; }
 
 void check_dims(const ParallelDims& dims) {
   if (dims.tp < 1 || dims.dp < 1) {
@@ -115,7 +112,7 @@ std::string tp_span_warning(const ParallelDims& dims, const std::vector<int>& no
   }
   std::ostringstream s;
   s << "[parallel] " << spanning << " of " << dims.dp << " TP groups span nodes (first: ranks ["
-    << join(first_group) << "] on nodes [" << join(nodes)
+    << base::join(first_group) << "] on nodes [" << base::join(nodes)
     << "]); TP collectives run at every layer and are slow between nodes. Use tp <= the ranks "
        "per node (smallest node here has "
     << smallest << ") and map ranks to nodes in blocks (mpirun --map-by slot, srun "

@@ -2,7 +2,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
-#include "parallel/errors.h"
+#include "base/errors.h"
 
 namespace shardtune::parallel {
 

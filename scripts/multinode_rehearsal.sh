@@ -10,7 +10,8 @@
 #       every rank (time printed), leaves the previous checkpoint, and `--resume auto` from it on
 #       ONE node finishes with the same checkpoint as the uninterrupted run.
 #
-# usage: scripts/multinode_rehearsal.sh [path/to/shardtune]     (default build/launch/shardtune)
+# usage: scripts/multinode_rehearsal.sh [path/to/shardtune_hooked]
+#   (default build/tests/shardtune_hooked: shardtune with the test hooks of launch/hooks.h)
 # Needs root (network namespaces), iproute2, Open MPI and hdf5-tools (h5diff). Exits 77 (ctest's
 # skip code) when namespaces cannot be created here. KEEP_WORK=1 keeps the work directory.
 #
@@ -19,13 +20,13 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=$(realpath "${1:-$ROOT/build/launch/shardtune}")
+BIN=$(realpath "${1:-$ROOT/build/tests/shardtune_hooked}")
 SKIP=77
 
 say() { printf '[multinode] %s\n' "$*"; }
 fail() { printf '[multinode] FAIL: %s\n' "$*" >&2; exit 1; }
 
-[ -x "$BIN" ] || fail "no shardtune binary at $BIN (build it: ninja -C build shardtune)"
+[ -x "$BIN" ] || fail "no shardtune binary at $BIN (build it: ninja -C build shardtune_hooked)"
 for tool in ip mpirun h5diff unshare; do
   command -v "$tool" >/dev/null || { say "SKIP: '$tool' is not installed"; exit $SKIP; }
 done

@@ -19,6 +19,7 @@ PACKAGES=(
   libicu-dev              # Unicode normalization (NFC) for tokenizers
   wordnet-base            # English text for the demo and the real-task tests
   iproute2                # ip netns for the multi-node rehearsal (tests/cluster.cmake)
+  python3-torch           # tests/reference/hf_reference.py: the independent HF-semantics reference
 )
 
 missing=()

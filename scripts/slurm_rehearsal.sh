@@ -11,19 +11,20 @@
 # The uninterrupted references are the documented launch lines: `mpirun -np 2` and
 # `srun --mpi=pmix -n 4`.
 #
-# usage: scripts/slurm_rehearsal.sh [path/to/shardtune]      (default build/launch/shardtune)
+# usage: scripts/slurm_rehearsal.sh [path/to/shardtune_hooked]
+#   (default build/tests/shardtune_hooked: shardtune with the test hooks of launch/hooks.h)
 # Installs Debian's slurm-wlm and munge when missing (apt-get). Needs root; exits 77 (ctest's skip
 # code) when not root or when the packages cannot be installed. KEEP_WORK=1 keeps the work dir.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=$(realpath "${1:-$ROOT/build/launch/shardtune}")
+BIN=$(realpath "${1:-$ROOT/build/tests/shardtune_hooked}")
 SKIP=77
 
 say() { printf '[slurm] %s\n' "$*"; }
 fail() { printf '[slurm] FAIL: %s\n' "$*" >&2; exit 1; }
 
-[ -x "$BIN" ] || fail "no shardtune binary at $BIN (build it: ninja -C build shardtune)"
+[ -x "$BIN" ] || fail "no shardtune binary at $BIN (build it: ninja -C build shardtune_hooked)"
 if [ "$(id -u)" -ne 0 ]; then
   say "SKIP: the rehearsal cluster's daemons run as root"
   exit $SKIP

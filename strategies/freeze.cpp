@@ -3,8 +3,9 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "base/errors.h"
+#include "base/strings.h"
 #include "core/model.h"
-#include "parallel/errors.h"
 
 namespace shardtune::strategies {
 
@@ -26,21 +27,12 @@ FamilyNames family_names(const std::string& family) {
           {{"embed_tokens", "model.embed_tokens."}, {"lm_head", "lm_head."}, {"norm", "model.norm."}}};
 }
 
-std::string join(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
-  return out;
-}
-
-bool starts_with(const std::string& s, const std::string& prefix) {
-  return s.compare(0, prefix.size(), prefix) == 0;
-}
 }  // namespace
 
 FreezeStrategy::FreezeStrategy(core::StrategyOptions options) {
   layers_ = core::take_int(options, "freeze", "trainable_layers", 2);
-  modules_ = core::split_list(core::take_option(options, "trainable_modules", "all"));
-  extra_ = core::split_list(core::take_option(options, "extra_modules", ""));
+  modules_ = base::split_list(core::take_option(options, "trainable_modules", "all"));
+  extra_ = base::split_list(core::take_option(options, "extra_modules", ""));
   core::reject_unknown_options(options, "freeze");
   require(layers_ != 0 || !extra_.empty(),
           "[strategy.freeze] trainable_layers=0 and no extra_modules: nothing would train");
@@ -50,20 +42,20 @@ FreezeStrategy::FreezeStrategy(core::StrategyOptions options) {
 bool FreezeStrategy::trains(const std::string& name, const std::string& family,
                             int64_t num_layers) const {
   const auto names = family_names(family);
-  if (starts_with(name, names.layers)) {
+  if (base::starts_with(name, names.layers)) {
     const auto rest = name.substr(names.layers.size());
     const int64_t idx = std::atoll(rest.c_str());
     const bool layer_on = layers_ > 0 ? idx >= num_layers - layers_ : idx < -layers_;
     if (!layer_on) return false;
     const auto module = rest.substr(rest.find('.') + 1);
     for (const auto& m : modules_) {
-      if (m == "all" || starts_with(module, m + ".")) return true;
+      if (m == "all" || base::starts_with(module, m + ".")) return true;
     }
     return false;
   }
   for (const auto& e : extra_) {
     for (const auto& [option, prefix] : names.extra) {
-      if (e == option && starts_with(name, prefix)) return true;
+      if (e == option && base::starts_with(name, prefix)) return true;
     }
   }
   return false;
@@ -80,7 +72,7 @@ void FreezeStrategy::apply(core::CausalLMImpl& model) {
     require(m == "all" || std::find(names.block_modules.begin(), names.block_modules.end(), m) !=
                               names.block_modules.end(),
             "[strategy.freeze] trainable_modules: '" + m + "' is not a block module of a " +
-                c.family + " model (known: " + join(names.block_modules) + ", all)");
+                c.family + " model (known: " + base::join(names.block_modules) + ", all)");
   }
   auto params = model.named_parameters();
   for (const auto& e : extra_) {
@@ -89,7 +81,7 @@ void FreezeStrategy::apply(core::CausalLMImpl& model) {
     std::vector<std::string> options;
     for (const auto& [option, prefix] : names.extra) options.push_back(option);
     require(known, "[strategy.freeze] extra_modules: '" + e + "' is not a module of a " +
-                       c.family + " model (known: " + join(options) + ")");
+                       c.family + " model (known: " + base::join(options) + ")");
     if (e == "lm_head") {
       require(params.find("lm_head.weight") != nullptr,
               "[strategy.freeze] extra_modules: lm_head is tied to embed_tokens in this model "

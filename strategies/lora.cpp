@@ -5,22 +5,16 @@
 #include <algorithm>
 #include <cmath>
 
+#include "base/errors.h"
+#include "base/strings.h"
 #include "core/model.h"
-#include "parallel/errors.h"
 
 namespace shardtune::strategies {
 
 namespace {
+// `target` names the module at the end of the path `name` ("q_proj" matches "...self_attn.q_proj").
 bool ends_with_path(const std::string& name, const std::string& target) {
-  if (name == target) return true;
-  return name.size() > target.size() &&
-         name.compare(name.size() - target.size(), target.size(), target) == 0 &&
-         name[name.size() - target.size() - 1] == '.';
-}
-std::string join(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
-  return out;
+  return name == target || base::ends_with(name, "." + target);
 }
 }  // namespace
 
@@ -117,7 +111,7 @@ LoraStrategy::LoraStrategy(core::StrategyOptions options) {
   alpha_ = core::take_double(options, "lora", "alpha", 16.0);
   dropout_ = core::take_double(options, "lora", "dropout", 0.05);
   rslora_ = core::take_bool(options, "lora", "rslora", false);
-  targets_ = core::split_list(core::take_option(options, "target_modules", ""));
+  targets_ = base::split_list(core::take_option(options, "target_modules", ""));
   core::reject_unknown_options(options, "lora");
   require(r_ >= 1, "[strategy.lora] r=" + std::to_string(r_) + " must be >= 1");
   require(dropout_ >= 0.0 && dropout_ < 1.0,
@@ -164,7 +158,7 @@ void LoraStrategy::apply(core::CausalLMImpl& model) {
   for (size_t i = 0; !all_linear && i < targets.size(); ++i) {
     require(target_used[i], "[strategy.lora] target_modules: '" + targets[i] +
                                 "' matches no Linear of this " + model.config().family +
-                                " model (known: " + join(known) + ", or all-linear)");
+                                " model (known: " + base::join(known) + ", or all-linear)");
   }
   const double s = scale();
   for (auto& [name, linear] : chosen) {

@@ -2,8 +2,7 @@
 
 #include <cmath>
 
-#include "io/checkpoint.h"
-#include "parallel/errors.h"
+#include "base/errors.h"
 
 namespace shardtune::strategies {
 
@@ -127,14 +126,6 @@ void PtuningV2Strategy::apply(core::CausalLMImpl& model) {
   encoder->train(model.is_training());
   model.register_module(kModuleName, encoder);
   model.set_prefix_provider(encoder);
-  if (init_from_.empty()) return;
-  // Start from a saved prefix: each rank reads the hyperslab of its own shard (any saved layout).
-  auto params = encoder->named_parameters();
-  std::vector<io::ShardedTensor> tensors;
-  for (const auto& [name, spec] : core::parameter_specs(*encoder)) {
-    tensors.push_back({"/model/" + std::string(kModuleName) + "." + name, params[name], spec, false});
-  }
-  io::load_sharded_tensors(io::resolve_checkpoint(init_from_), tensors);
 }
 
 bool PtuningV2Strategy::is_added_parameter(const std::string& name) const {

@@ -11,7 +11,9 @@
 //   dropout = 0.0             dropout on the prefix keys/values (training only)
 //   init_from =               checkpoint file or directory: start from its prefix tensors
 //                             (/model/prefix_encoder.*, e.g. a run on another task or language);
-//                             the prefix shape options must match the saved ones
+//                             the prefix shape options must match the saved ones. The strategy
+//                             only names the file (added_parameters_from); launch/ reads it into
+//                             the prefix parameters apply() registered.
 //
 // Parameters (registered on the model as module "prefix_encoder"):
 //   direct:     prefix_encoder.prefix  [layers, 2, kv_heads, pre_seq_len, head_dim]
@@ -71,6 +73,7 @@ class PtuningV2Strategy final : public core::Strategy {
   std::string name() const override { return "ptuning-v2"; }
   void apply(core::CausalLMImpl& model) override;
   bool is_added_parameter(const std::string& name) const override;
+  std::string added_parameters_from() const override { return init_from_; }
   // No merged form: the prefix is extra attention state, not a change of base weights.
   void merge(core::CausalLMImpl& model) override;
   // Detaches the prefix from the model (the base model's outputs again; parameters stay

@@ -3,7 +3,7 @@
 #include <functional>
 #include <utility>
 
-#include "parallel/errors.h"
+#include "base/errors.h"
 #include "strategies/freeze.h"
 #include "strategies/lora.h"
 #include "strategies/ptuning_v2.h"

@@ -5,13 +5,12 @@ shardtune_add_test(test_checkpoint test_checkpoint.cpp)
 
 shardtune_add_mpi_suite(test_checkpoint_mpi NP 2 SOURCES test_checkpoint_mpi.cpp)
 
-add_executable(test_checkpoint_cli test_checkpoint_cli.cpp)
-target_link_libraries(test_checkpoint_cli PRIVATE ${SHARDTUNE_TEST_LIBS})
-shardtune_use_torch(test_checkpoint_cli)
-add_dependencies(test_checkpoint_cli shardtune)
-target_compile_definitions(test_checkpoint_cli PRIVATE
-  SHARDTUNE_SOURCE_DIR="${PROJECT_SOURCE_DIR}" SHARDTUNE_BINARY_DIR="${PROJECT_BINARY_DIR}"
-  SHARDTUNE_MPIEXEC="${MPIEXEC_EXECUTABLE}")
+shardtune_test_target(test_checkpoint_cli SOURCES test_checkpoint_cli.cpp)
+target_link_libraries(test_checkpoint_cli PRIVATE GTest::gtest_main)
+add_dependencies(test_checkpoint_cli shardtune shardtune_hooked)
 add_test(NAME test_checkpoint_cli COMMAND test_checkpoint_cli)
 set_tests_properties(test_checkpoint_cli PROPERTIES LABELS mpi TIMEOUT 900
                      ENVIRONMENT "OMP_NUM_THREADS=1")
+
+# The checkpoint package's parts (pieces, schema) and the fixture written by 98fa50c.
+shardtune_add_test(test_checkpoint_package test_checkpoint_package.cpp)

@@ -11,11 +11,10 @@
 #include <functional>
 #include <iterator>
 
+#include "base/errors.h"
 #include "io/checkpoint.h"
-#include "launch/resume.h"
 #include "launch/signals.h"
 #include "launch/trainer.h"
-#include "parallel/errors.h"
 #include "train_helpers.h"
 
 using namespace shardtune;
@@ -46,25 +45,6 @@ std::string save_sample(const std::string& dir, int64_t step, int keep_last = 0)
       {"/optimizer/a.weight/exp_avg", torch::ones({3, 4}, torch::kDouble)},
   };
   return io::save_checkpoint(dir, test_info(step), t, keep_last);
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  return "(no UserError)";
-}
-
-void expect_error(const std::function<void()>& f, const std::vector<std::string>& needles) {
-  const auto msg = error_of(f);
-  for (const auto& n : needles) EXPECT_NE(msg.find(n), std::string::npos) << n << " in: " << msg;
-}
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 }  // namespace
@@ -146,7 +126,7 @@ TEST(CheckpointErrors, TruncatedFile) {
   const auto dir = temp_dir("ckpt_truncated");
   const auto file = save_sample(dir, 1);
   fs::resize_file(file, fs::file_size(file) - 600);
-  expect_error(
+  expect_user_error(
       [&] {
         std::vector<io::CheckpointTensor> t{{"/model/marker", torch::zeros({256})}};
         io::load_checkpoint_tensors(file, t);
@@ -166,7 +146,7 @@ TEST(CheckpointErrors, CorruptedBytesFailTheChecksumNamingTheTensor) {
   ASSERT_NE(pos, std::string::npos);
   bytes[pos + 21] ^= 0x01;
   std::ofstream(file, std::ios::binary | std::ios::trunc) << bytes;
-  expect_error(
+  expect_user_error(
       [&] {
         std::vector<io::CheckpointTensor> t{{"/model/marker", torch::zeros({256})}};
         io::load_checkpoint_tensors(file, t);
@@ -180,56 +160,56 @@ TEST(CheckpointErrors, CorruptedBytesFailTheChecksumNamingTheTensor) {
 TEST(CheckpointErrors, MissingTensorWrongShapeWrongDtype) {
   const auto dir = temp_dir("ckpt_mismatch");
   const auto file = save_sample(dir, 1);
-  expect_error(
+  expect_user_error(
       [&] {
         std::vector<io::CheckpointTensor> t{{"/model/b.weight", torch::zeros({3, 4})}};
         io::load_checkpoint_tensors(file, t);
       },
       {file, "/model/b.weight", "missing"});
-  expect_error(
+  expect_user_error(
       [&] {
         std::vector<io::CheckpointTensor> t{{"/lora/x/y", torch::zeros({3, 4})}};
         io::load_checkpoint_tensors(file, t);
       },
       {file, "/lora/x/y", "missing"});
-  expect_error(
+  expect_user_error(
       [&] {
         std::vector<io::CheckpointTensor> t{{"/model/a.weight", torch::zeros({4, 3})}};
         io::load_checkpoint_tensors(file, t);
       },
       {file, "/model/a.weight", "shape [3, 4]", "expected [4, 3]"});
-  expect_error(
+  expect_user_error(
       [&] {
         std::vector<io::CheckpointTensor> t{{"/optimizer/a.weight/exp_avg", torch::zeros({3, 4})}};
         io::load_checkpoint_tensors(file, t);
       },
       {file, "/optimizer/a.weight/exp_avg", "float64", "expected float32"});
-  expect_error([&] { io::resolve_checkpoint(dir + "/nothing"); }, {dir + "/nothing"});
-  expect_error([&] { io::read_checkpoint_info(dir + "/latest"); }, {dir + "/latest"});
+  expect_user_error([&] { io::resolve_checkpoint(dir + "/nothing"); }, {dir + "/nothing"});
+  expect_user_error([&] { io::read_checkpoint_info(dir + "/latest"); }, {dir + "/latest"});
 }
 
 TEST(CheckpointErrors, OtherModelStrategyOrTokenizer) {
   auto saved = test_info(1);
   saved.model_config = core::ModelConfig{}.to_json();
   auto expected = saved;
-  EXPECT_NO_THROW(launch::require_compatible("f.h5", saved, expected));
+  EXPECT_NO_THROW(io::require_compatible("f.h5", saved, expected));
   auto other_model = core::ModelConfig{};
   other_model.hidden_size *= 2;
   expected.model_config = other_model.to_json();
-  expect_error([&] { launch::require_compatible("f.h5", saved, expected); },
-               {"f.h5", "model config differs"});
+  expect_user_error([&] { io::require_compatible("f.h5", saved, expected); },
+                    {"f.h5", "model config differs"});
   expected = saved;
   expected.strategy = "lora";
-  expect_error([&] { launch::require_compatible("f.h5", saved, expected); },
-               {"f.h5", "strategy 'sft'", "'lora'"});
+  expect_user_error([&] { io::require_compatible("f.h5", saved, expected); },
+                    {"f.h5", "strategy 'sft'", "'lora'"});
   expected = saved;
   expected.strategy_options = "{\"rank\":\"8\"}";
-  expect_error([&] { launch::require_compatible("f.h5", saved, expected); },
-               {"f.h5", "strategy options differ"});
+  expect_user_error([&] { io::require_compatible("f.h5", saved, expected); },
+                    {"f.h5", "strategy options differ"});
   expected = saved;
   expected.tokenizer = "bpe:abc";
-  expect_error([&] { launch::require_compatible("f.h5", saved, expected); },
-               {"f.h5", "tokenizer differs"});
+  expect_user_error([&] { io::require_compatible("f.h5", saved, expected); },
+                    {"f.h5", "tokenizer differs"});
 }
 
 // ---- the trainer ------------------------------------------------------------------------------
@@ -256,7 +236,7 @@ TEST(CheckpointTrainer, ResumeAutoWithoutCheckpointStartsFresh) {
   launch::Trainer t(c, grid);
   EXPECT_EQ(t.steps_done(), 0);
   c.checkpoint.resume = dir + "/missing";
-  expect_error([&] { launch::Trainer bad(c, grid); }, {dir + "/missing"});
+  expect_user_error([&] { launch::Trainer bad(c, grid); }, {dir + "/missing"});
 }
 
 TEST(CheckpointTrainer, MismatchedResumeNamesFileAndOverwritesNothing) {
@@ -274,7 +254,7 @@ TEST(CheckpointTrainer, MismatchedResumeNamesFileAndOverwritesNothing) {
   auto other = c;
   other.model.hidden_size = 64;
   other.checkpoint.resume = "auto";
-  expect_error([&] { launch::Trainer t(other, grid); }, {file, "model config differs"});
+  expect_user_error([&] { launch::Trainer t(other, grid); }, {file, "model config differs"});
   other = c;
   other.train.seed = 7;  // a different data order is fine for sft (self-contained file) ...
   other.checkpoint.resume = "auto";
@@ -348,10 +328,10 @@ TEST(CheckpointStrategies, LoraHoldsOnlyAdaptersOnTheSeededBaseAndResumesBitwise
   }
   // Another seed builds another base: refused, naming the file.
   e.train.seed = c.train.seed + 1;
-  expect_error([&] { launch::Trainer t(e, grid); }, {file, "seed"});
+  expect_user_error([&] { launch::Trainer t(e, grid); }, {file, "seed"});
   // Another strategy: refused.
   r.strategy = "sft";
-  expect_error([&] { launch::Trainer t(r, grid); }, {file, "strategy 'lora'", "'sft'"});
+  expect_user_error([&] { launch::Trainer t(r, grid); }, {file, "strategy 'lora'", "'sft'"});
 }
 
 TEST(CheckpointStrategies, FreezeRecordsItsInitFromBaseAndRefusesAnotherBase) {
@@ -385,5 +365,5 @@ TEST(CheckpointStrategies, FreezeRecordsItsInitFromBaseAndRefusesAnotherBase) {
   auto r = c;
   r.checkpoint.resume = file;
   r.checkpoint.init_from = other_base;
-  expect_error([&] { launch::Trainer t(r, grid); }, {file, "base model differs"});
+  expect_user_error([&] { launch::Trainer t(r, grid); }, {file, "base model differs"});
 }

@@ -17,6 +17,7 @@
 #include <iterator>
 #include <thread>
 
+#include "cli_helpers.h"
 #include "io/checkpoint.h"
 #include "train_helpers.h"
 
@@ -26,12 +27,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kBin = std::string(SHARDTUNE_BINARY_DIR) + "/launch/shardtune";
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 std::string tiny_ini(const std::string& dir) {
   return "[model]\nvocab_size = 260\nhidden_size = 32\nnum_layers = 2\nnum_heads = 4\n"
@@ -42,11 +37,11 @@ std::string tiny_ini(const std::string& dir) {
          "[checkpoint]\ndir = " + dir + "/ckpt\nkeep_last = 0\n";
 }
 
-// Starts `mpiexec -np 2 <env> shardtune train ...` in the background, output to dir/log.txt.
-pid_t spawn(const std::string& dir, const std::string& env, const std::string& args) {
-  const std::string cmd = std::string("exec ") + SHARDTUNE_MPIEXEC +
-                          " --allow-run-as-root --oversubscribe --bind-to none -np 2 " + env + " " +
-                          kBin + " train " + args + " >>" + dir + "/log.txt 2>&1";
+// Starts `mpiexec -np 2 <env> <bin> train ...` in the background, output to dir/log.txt.
+pid_t spawn(const std::string& dir, const std::string& env, const std::string& args,
+            const std::string& bin = kShardtune) {
+  const std::string cmd = "exec " + mpiexec() + " -np 2 " + env + " " + bin + " train " + args +
+                          " >>" + dir + "/log.txt 2>&1";
   const pid_t pid = fork();
   if (pid == 0) {
     execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
@@ -84,7 +79,7 @@ std::vector<pid_t> rank_pids(const std::string& marker) {
     std::string cmdline = read_all(e.path().string() + "/cmdline");
     const std::string argv0 = cmdline.substr(0, cmdline.find('\0'));
     std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
-    if (argv0 == kBin && cmdline.find(marker) != std::string::npos) {
+    if (argv0 == kShardtune && cmdline.find(marker) != std::string::npos) {
       out.push_back(static_cast<pid_t>(std::stol(name)));
     }
   }
@@ -171,7 +166,7 @@ TEST(CheckpointCli, SigkillDuringWriteKeepsLatestAndResumes) {
   const pid_t job = spawn(dir,
                           "-x SHARDTUNE_TEST_CHECKPOINT_PAUSE_S=120 "
                           "-x SHARDTUNE_TEST_CHECKPOINT_PAUSE_STEP=4",
-                          "--config " + ini + " --checkpoint.every=2");
+                          "--config " + ini + " --checkpoint.every=2", kHookedShardtune);
   const std::string pid_file = dir + "/ckpt/pause-rank1.pid";
   ASSERT_TRUE(wait_for([&] { return fs::exists(pid_file) && !read_all(pid_file).empty(); }, 120))
       << read_all(dir + "/log.txt");

@@ -1,44 +1,22 @@
 // The shardtune executable on bad input: one clear line naming the file/field, exit code 2.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <array>
 #include <chrono>
-#include <cstdio>
 #include <string>
 
+#include "cli_helpers.h"
 #include "train_helpers.h"
 
 using namespace shardtune::testing;
 
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string err;
-};
-
-// Runs a shell command, capturing what it prints (callers redirect) and its exit code.
-Result capture(const std::string& cmd) {
-  Result r;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  std::array<char, 512> buf{};
-  while (fgets(buf.data(), buf.size(), pipe)) r.err += buf.data();
-  const int status = pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
 // Runs shardtune with `args`, capturing stderr only.
 Result run(const std::string& args) {
-  return capture(std::string(SHARDTUNE_BINARY_DIR) + "/launch/shardtune " + args + " 2>&1 1>/dev/null");
+  return capture(kShardtune + " " + args + " 2>&1 1>/dev/null");
 }
 
-int count_lines(const std::string& s) {
-  int n = 0;
-  for (char ch : s) n += ch == '\n';
-  return n;
-}
+int count_lines(const std::string& s) { return count(s, "\n"); }
 
 std::string tiny_ini(const std::string& dir, const std::string& data_section) {
   return "[model]\nvocab_size = 260\nhidden_size = 32\nnum_layers = 1\nnum_heads = 2\n"
@@ -48,10 +26,10 @@ std::string tiny_ini(const std::string& dir, const std::string& data_section) {
 }
 
 void expect_user_error(const Result& r, const std::string& needle) {
-  EXPECT_EQ(r.code, 2) << r.err;
-  EXPECT_EQ(count_lines(r.err), 1) << r.err;
-  EXPECT_NE(r.err.find("shardtune: error"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << "missing '" << needle << "' in: " << r.err;
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_EQ(count_lines(r.output), 1) << r.output;
+  EXPECT_NE(r.output.find("shardtune: error"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(needle), std::string::npos) << "missing '" << needle << "' in: " << r.output;
 }
 
 }  // namespace
@@ -109,11 +87,11 @@ TEST(Cli, TrainSaveInspectEvalGenerate) {
   const auto dir = temp_dir("cli_roundtrip");
   const auto ini = write_file(dir + "/c.ini", tiny_ini(dir, "[data]\nsource = synthetic\n"));
   auto r = run("train --config " + ini);
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.output;
   const std::string ckpt = dir + "/run/checkpoints";
-  const auto inspect = capture(std::string(SHARDTUNE_BINARY_DIR) + "/launch/shardtune ckpt inspect " + ckpt);
+  const auto inspect = capture(kShardtune + " ckpt inspect " + ckpt);
   EXPECT_EQ(inspect.code, 0);
-  const std::string& out = inspect.err;
+  const std::string& out = inspect.output;
   EXPECT_NE(out.find("step: 2"), std::string::npos) << out;
   EXPECT_NE(out.find("/model/model.layers.0.self_attn.q_proj.weight"), std::string::npos) << out;
   EXPECT_NE(out.find("/optimizer/model.norm.weight/exp_avg_sq"), std::string::npos) << out;
@@ -127,8 +105,8 @@ TEST(Cli, TrainSaveInspectEvalGenerate) {
   const auto file = dir + "/run/checkpoints/step-00000002.h5";
   std::filesystem::resize_file(file, std::filesystem::file_size(file) / 2);
   r = run("eval --config " + ini + " --checkpoint.init_from=" + file);
-  EXPECT_EQ(r.code, 2) << r.err;
-  EXPECT_NE(r.err.find(file), std::string::npos) << r.err;
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find(file), std::string::npos) << r.output;
 }
 
 // ---- multi-rank failure behaviour (mpiexec launched from the test) -----------------------------
@@ -136,17 +114,8 @@ TEST(Cli, TrainSaveInspectEvalGenerate) {
 namespace {
 // mpiexec with the flags a small CI machine needs; `apps` is one or more app contexts.
 Result run_mpi(const std::string& apps) {
-  return capture(std::string("timeout 120 ") + SHARDTUNE_MPIEXEC +
-                 " --allow-run-as-root --oversubscribe --bind-to none " + apps + " 2>&1 1>/dev/null");
+  return capture("timeout 120 " + mpiexec() + " " + apps + " 2>&1 1>/dev/null");
 }
-
-int count(const std::string& s, const std::string& needle) {
-  int n = 0;
-  for (size_t p = s.find(needle); p != std::string::npos; p = s.find(needle, p + 1)) ++n;
-  return n;
-}
-
-const std::string kBin = std::string(SHARDTUNE_BINARY_DIR) + "/launch/shardtune";
 }  // namespace
 
 TEST(CliMpi, BadFileOnOneRankEndsAllRanksWithOneMessage) {
@@ -159,44 +128,44 @@ TEST(CliMpi, BadFileOnOneRankEndsAllRanksWithOneMessage) {
   write_file(dir + "/b/d.jsonl", "{\"text\": \"hello world\"}\n{\"text\": broken\n");
   const auto ini = write_file(dir + "/c.ini", tiny_ini(dir, "[data]\ntrain_file = d.jsonl\n"));
   const auto t0 = std::chrono::steady_clock::now();
-  auto r = run_mpi("-np 1 --wdir " + dir + "/a " + kBin + " train --config " + ini + " : -np 1 --wdir " +
-                   dir + "/b " + kBin + " train --config " + ini);
+  auto r = run_mpi("-np 1 --wdir " + dir + "/a " + kShardtune + " train --config " + ini + " : -np 1 --wdir " +
+                   dir + "/b " + kShardtune + " train --config " + ini);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  EXPECT_EQ(r.code, 2) << r.err;
-  EXPECT_EQ(count(r.err, "shardtune: error"), 1) << r.err;
-  EXPECT_NE(r.err.find("on rank 1"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("d.jsonl:2:"), std::string::npos) << r.err;
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_EQ(count(r.output, "shardtune: error"), 1) << r.output;
+  EXPECT_NE(r.output.find("on rank 1"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("d.jsonl:2:"), std::string::npos) << r.output;
   EXPECT_LT(s, 60.0);
 }
 
 TEST(CliMpi, ConfigMismatchBetweenRanksIsDetectedAtStart) {
   const auto dir = temp_dir("mpi_mismatch");
   const auto ini = write_file(dir + "/c.ini", tiny_ini(dir, "[data]\nsource = synthetic\n"));
-  auto r = run_mpi("-np 1 " + kBin + " train --config " + ini + " : -np 1 " + kBin +
+  auto r = run_mpi("-np 1 " + kShardtune + " train --config " + ini + " : -np 1 " + kShardtune +
                    " train --config " + ini + " --train.lr=0.5");
-  EXPECT_EQ(r.code, 2) << r.err;
-  EXPECT_EQ(count(r.err, "shardtune: error"), 1) << r.err;
-  EXPECT_NE(r.err.find("configuration differs"), std::string::npos) << r.err;
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_EQ(count(r.output, "shardtune: error"), 1) << r.output;
+  EXPECT_NE(r.output.find("configuration differs"), std::string::npos) << r.output;
 }
 
 TEST(CliMpi, ExceptionDuringTrainingOnOneRankEndsTheJob) {
   const auto dir = temp_dir("mpi_throw");
   const auto ini = write_file(dir + "/c.ini", tiny_ini(dir, "[data]\nsource = synthetic\n"));
   const auto t0 = std::chrono::steady_clock::now();
-  auto r = run_mpi("-np 1 " + kBin + " train --config " + ini + " : -np 1 -x SHARDTUNE_TEST_THROW_AT_STEP=2 " +
-                   kBin + " train --config " + ini);
+  auto r = run_mpi("-np 1 " + kShardtune + " train --config " + ini + " : -np 1 -x SHARDTUNE_TEST_THROW_AT_STEP=2 " +
+                   kHookedShardtune + " train --config " + ini);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  EXPECT_NE(r.code, 0) << r.err;
+  EXPECT_NE(r.code, 0) << r.output;
   EXPECT_NE(r.code, 124) << "timed out: a rank hung";
-  EXPECT_NE(r.err.find("error on rank 1"), std::string::npos) << r.err;
+  EXPECT_NE(r.output.find("error on rank 1"), std::string::npos) << r.output;
   EXPECT_LT(s, 60.0);
 }
 
 TEST(CliMpi, TwoRankTrainingRuns) {
   const auto dir = temp_dir("mpi_train");
   const auto ini = write_file(dir + "/c.ini", tiny_ini(dir, "[data]\nsource = synthetic\n"));
-  auto r = run_mpi("-np 2 " + kBin + " train --config " + ini + " --parallel.zero=1");
-  EXPECT_EQ(r.code, 0) << r.err;
+  auto r = run_mpi("-np 2 " + kShardtune + " train --config " + ini + " --parallel.zero=1");
+  EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_TRUE(std::filesystem::exists(dir + "/run/checkpoints/latest"));
 }
 
@@ -205,26 +174,26 @@ TEST(CliMpi, DemoStagesRunOnTwoRanks) {
   const auto dir = temp_dir("mpi_demo");
   const std::string src = SHARDTUNE_SOURCE_DIR;
   const std::string common = " --train.steps=3 --train.warmup_steps=1 --data.max_eval_samples=16 --checkpoint.keep_last=1";
-  auto r = run_mpi("-np 2 " + kBin + " train --config " + src + "/examples/wordnet/pretrain.ini" +
+  auto r = run_mpi("-np 2 " + kShardtune + " train --config " + src + "/examples/wordnet/pretrain.ini" +
                    common + " --train.out_dir=" + dir + "/pre");
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.output;
   // Fine-tuning and generation at TP=2: the DP-trained checkpoint is sliced into TP shards.
-  r = run_mpi("-np 2 " + kBin + " train --config " + src + "/examples/wordnet/finetune.ini" + common +
+  r = run_mpi("-np 2 " + kShardtune + " train --config " + src + "/examples/wordnet/finetune.ini" + common +
               " --parallel.tp=2 --train.out_dir=" + dir + "/ft --checkpoint.init_from=" + dir +
               "/pre/checkpoints");
-  ASSERT_EQ(r.code, 0) << r.err;
-  r = run_mpi("-np 2 " + kBin + " generate --config " + src + "/examples/wordnet/finetune.ini" +
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = run_mpi("-np 2 " + kShardtune + " generate --config " + src + "/examples/wordnet/finetune.ini" +
               " --parallel.tp=2 --generate.max_new_tokens=8 --data.max_eval_samples=16 "
               "--checkpoint.init_from=" + dir + "/ft/checkpoints");
-  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.code, 0) << r.output;
 }
 
 TEST(CliMpi, TensorParallelLayoutErrorEndsAllRanksWithOneMessage) {
   const auto dir = temp_dir("mpi_tp_invalid");
   const auto ini = write_file(dir + "/c.ini", tiny_ini(dir, "[data]\nsource = synthetic\n"));
-  auto r = run_mpi("-np 2 " + kBin + " train --config " + ini +
+  auto r = run_mpi("-np 2 " + kShardtune + " train --config " + ini +
                    " --parallel.tp=2 --model.intermediate_size=65");
-  EXPECT_EQ(r.code, 2) << r.err;
-  EXPECT_EQ(count(r.err, "shardtune: error"), 1) << r.err;
-  EXPECT_NE(r.err.find("[model] intermediate_size=65"), std::string::npos) << r.err;
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_EQ(count(r.output, "shardtune: error"), 1) << r.output;
+  EXPECT_NE(r.output.find("[model] intermediate_size=65"), std::string::npos) << r.output;
 }

@@ -146,12 +146,13 @@ TEST(Zero1, EqualsPlainDataParallelWithShardedState) {
 }
 
 TEST(MpiEager, LargeReductionsTakeTheBlockingPathAndAreCorrect) {
-  // Above kEagerReduceBytes the MPI backend reduces with blocking calls; results must be the same
-  // closed forms, in place, also for non-contiguous tensors and kAvg.
+  // From MpiOptions::eager_reduce_bytes on the MPI backend reduces with blocking calls; results
+  // must be the same closed forms, in place, also for non-contiguous tensors and kAvg.
   auto& world = *mpi_runtime().world();
+  ASSERT_GT(world.options().eager_reduce_bytes, 0);
   const int n = world.size();
   const double r = world.rank() + 1, total = n * (n + 1) / 2.0;
-  const int64_t big = parallel::MpiCommunicator::kEagerReduceBytes / 4 * 2;  // 2x the threshold
+  const int64_t big = world.options().eager_reduce_bytes / 4 * 2;  // 2x the threshold
   auto t = torch::full({big}, r);
   auto work = world.all_reduce_async(t, parallel::ReduceOp::kSum);
   EXPECT_TRUE(work->is_completed());

@@ -4,11 +4,11 @@
 
 #include <cmath>
 
+#include "base/errors.h"
 #include "core/layers.h"
 #include "core/loss.h"
 #include "core/model.h"
 #include "core/optimizer.h"
-#include "parallel/errors.h"
 
 using namespace shardtune;
 using namespace shardtune::core;
@@ -225,6 +225,9 @@ TEST(GradClip, ScalesToMaxNorm) {
   std::vector<NamedParameter> params{{"p", p}};
   const double norm = std::sqrt(grad_norm_squared(params));
   EXPECT_NEAR(norm, 5.0, 1e-6);
-  scale_grads(params, norm, 1.0);
+  AdamW opt(params, AdamWOptions{});
+  EXPECT_NEAR(clip_grad_norm(opt, 1.0), 5.0, 1e-6);  // the norm before clipping
+  EXPECT_NEAR(std::sqrt(grad_norm_squared(params)), 1.0, 1e-5);
+  EXPECT_NEAR(clip_grad_norm(opt, 0.0), 1.0, 1e-5);  // max_norm 0: measured, not clipped
   EXPECT_NEAR(std::sqrt(grad_norm_squared(params)), 1.0, 1e-5);
 }

@@ -3,7 +3,7 @@
 
 #include <map>
 
-#include "parallel/errors.h"
+#include "base/errors.h"
 #include "parallel/local_communicator.h"
 #include "parallel/rank_grid.h"
 

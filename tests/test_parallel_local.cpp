@@ -3,8 +3,8 @@
 
 #include <torch/torch.h>
 
+#include "base/errors.h"
 #include "launch/bootstrap.h"
-#include "parallel/errors.h"
 #include "parallel/local_communicator.h"
 
 namespace shardtune::parallel {
@@ -50,15 +50,27 @@ TEST(ParallelLocal, GatherAndScatterCopyInToOut) {
 
 TEST(ParallelLocal, EmptyTensorsAndBroadcast) {
   LocalCommunicator comm;
+  // Empty tensors: every collective completes at once and keeps shapes and dtypes...
   torch::Tensor empty = torch::empty({0});
-  comm.all_reduce(empty);
+  EXPECT_TRUE(comm.all_reduce_async(empty, ReduceOp::kSum)->is_completed());
   torch::Tensor out = torch::empty({0, 4});
-  comm.all_gather(out, empty);
-  comm.reduce_scatter(out, empty);
-  comm.broadcast(empty, 0);
-  torch::Tensor t = torch::ones({3});
+  EXPECT_TRUE(comm.all_gather_async(out, empty)->is_completed());
+  EXPECT_TRUE(comm.reduce_scatter_async(out, empty, ReduceOp::kSum)->is_completed());
+  EXPECT_TRUE(comm.broadcast_async(empty, 0)->is_completed());
+  EXPECT_EQ(out.sizes(), torch::IntArrayRef({0, 4}));
+  EXPECT_EQ(empty.sizes(), torch::IntArrayRef({0}));
+  EXPECT_EQ(out.scalar_type(), torch::kFloat);
+  // ...and arguments are still checked with nothing to move: 1 element is not 1 x 0.
+  torch::Tensor one = torch::empty({1});
+  EXPECT_THROW(comm.all_gather(one, empty), CommunicationError);
+  EXPECT_THROW(comm.reduce_scatter(empty, one), CommunicationError);
+  // Broadcast in a group of one keeps the values, in place (same storage), and only root 0 exists.
+  torch::Tensor t = torch::arange(5, torch::kFloat) * 1.5;
+  const float* data = t.data_ptr<float>();
   comm.broadcast(t, 0);
-  EXPECT_TRUE(torch::equal(t, torch::ones({3})));
+  EXPECT_EQ(t.data_ptr<float>(), data);
+  EXPECT_TRUE(torch::equal(t, torch::arange(5, torch::kFloat) * 1.5));
+  EXPECT_THROW(comm.broadcast(t, 1), CommunicationError);
   comm.barrier();
 }
 

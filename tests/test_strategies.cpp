@@ -5,14 +5,14 @@
 
 #include <map>
 
+#include "base/errors.h"
 #include "core/loss.h"
 #include "core/model.h"
-#include "launch/export.h"
+#include "launch/cmd_export.h"
 #include "strategies/freeze.h"
 #include "strategies/lora.h"
 #include "strategies/ptuning_v2.h"
 #include "strategies/registry.h"
-#include "parallel/errors.h"
 #include "train_helpers.h"
 
 using namespace shardtune;
@@ -132,13 +132,10 @@ TEST(StrategyCounts, FreezeClosedForm) {
 
 TEST(StrategyOptions, BadInputIsOneClearError) {
   auto expect_error = [&](const std::string& name, core::StrategyOptions o, const std::string& text) {
-    try {
+    expect_user_error([&] {
       auto m = core::build_model(llama_config(), 1);
       applied(name, std::move(o), *m);
-      FAIL() << "no error for " << name;
-    } catch (const UserError& e) {
-      EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
-    }
+    }, text);
   };
   expect_error("lora", {{"rank", "4"}}, "[strategy.lora] unknown option 'rank'");
   expect_error("lora", {{"r", "x"}}, "r='x' is not an integer");

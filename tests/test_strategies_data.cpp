@@ -10,13 +10,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/errors.h"
 #include "io/augment.h"
+#include "io/data.h"
 #include "io/dataset.h"
 #include "io/tokenizer.h"
 #include "io/wordnet.h"
-#include "launch/self_training.h"
 #include "strategies/sft.h"
-#include "parallel/errors.h"
 #include "train_helpers.h"
 
 using namespace shardtune;
@@ -63,13 +63,7 @@ TEST(MultiTurn, BadMessagesAreNamed) {
   const auto dir = temp_dir("multi_turn_bad");
   auto expect_error = [&](const std::string& line, const std::string& text) {
     const auto file = write_file(dir + "/bad.jsonl", line + "\n");
-    try {
-      io::read_jsonl(file);
-      FAIL() << line;
-    } catch (const UserError& e) {
-      EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
-      EXPECT_NE(std::string(e.what()).find("bad.jsonl:1"), std::string::npos) << e.what();
-    }
+    expect_user_error([&] { io::read_jsonl(file); }, {text, "bad.jsonl:1"});
   };
   expect_error(R"({"messages":[{"role":"user","content":"hi"}]})", "no assistant turn");
   expect_error(R"({"messages":[{"role":"bot","content":"hi"}]})", "role 'bot' is unknown");
@@ -140,12 +134,15 @@ TEST(Augment, TrainingDataOnlyAndReproducible) {
   c.data.train_file = write_file(dir + "/train.jsonl", train);
   c.data.eval_file = write_file(dir + "/eval.jsonl", eval);
   auto tok = io::make_tokenizer("byte", "test");
-  const auto plain = launch::load_datasets(c, *tok);
+  const auto load = [&] {
+    return io::load_datasets(c.data, c.train.seq_len, *tok, c.model.vocab_size, c.train.seed);
+  };
+  const auto plain = load();
   c.data.augment = "synonym,reorder";
   c.data.augment_rate = 0.3;
   c.data.augment_seed = 4;
-  const auto aug1 = launch::load_datasets(c, *tok);
-  const auto aug2 = launch::load_datasets(c, *tok);
+  const auto aug1 = load();
+  const auto aug2 = load();
   EXPECT_GT(aug1.train.size(), plain.train.size() + plain.train.size() / 2);
   ASSERT_EQ(aug1.train.size(), aug2.train.size());
   for (size_t i = 0; i < aug1.train.size(); ++i) {
@@ -184,7 +181,7 @@ TEST(SelfTraining, PseudoLabelsPassTheFilterAndAreUsed) {
   c.strategy_options = {{"self_training_prompts", prompt_file},
                         {"self_training_threshold", "0"},
                         {"self_training_max_new_tokens", "24"}};
-  std::vector<launch::PseudoLabel> all;
+  std::vector<strategies::PseudoLabel> all;
   size_t gold = 0;
   {
     launch::Trainer t(c, grid);
@@ -195,14 +192,16 @@ TEST(SelfTraining, PseudoLabelsPassTheFilterAndAreUsed) {
     o.max_new_tokens = 24;
     std::vector<std::string> ps;
     for (const auto& r : io::read_jsonl(prompt_file)) ps.push_back(r.prompt);
-    all = launch::pseudo_label(t.model(), *tok, ps, o, c.train.seq_len);
+    io::DataSets unused;
+    const io::StrategyData data(unused, c.data, *tok, c.train.seq_len, [](const std::string&) {});
+    all = strategies::pseudo_label(t.model(), data, ps, o);
   }
   ASSERT_EQ(all.size(), 8u);
   std::vector<double> scores;
   for (const auto& l : all) {
     EXPECT_FALSE(l.accepted);  // log-probs are negative
     EXPECT_LT(l.mean_logprob, 0.0);
-    if (!l.record.response.empty()) scores.push_back(l.mean_logprob);
+    if (!l.response.empty()) scores.push_back(l.mean_logprob);
   }
   ASSERT_GE(scores.size(), 2u);
   std::sort(scores.begin(), scores.end());
@@ -214,7 +213,7 @@ TEST(SelfTraining, PseudoLabelsPassTheFilterAndAreUsed) {
   c.strategy_options["self_training_threshold"] = text;
   launch::Trainer t(c, grid);
   size_t accepted = 0;
-  for (const auto& l : all) accepted += !l.record.response.empty() && l.mean_logprob >= threshold;
+  for (const auto& l : all) accepted += !l.response.empty() && l.mean_logprob >= threshold;
   EXPECT_GT(accepted, 0u);
   EXPECT_LT(accepted, all.size());
   // Used: the accepted pseudo-labels are in the training set, after the gold data.
@@ -222,8 +221,10 @@ TEST(SelfTraining, PseudoLabelsPassTheFilterAndAreUsed) {
   auto tok = io::make_tokenizer("byte", "test");
   size_t k = gold;
   for (const auto& l : all) {
-    if (l.record.response.empty() || l.mean_logprob < threshold) continue;
-    EXPECT_EQ(t.data().train[k++].tokens, io::tokenize(l.record, *tok, c.train.seq_len, false).tokens);
+    if (l.response.empty() || l.mean_logprob < threshold) continue;
+    const io::Record record{l.prompt, l.response};
+    EXPECT_EQ(t.data().train[k++].tokens,
+              io::tokenize(record, *tok, c.train.seq_len, false).tokens);
   }
   t.train();  // and training runs on them
 }

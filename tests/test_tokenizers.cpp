@@ -15,7 +15,7 @@
 #include "io/tokenizers/hf_tokenizer.h"
 #include "io/tokenizers/loader.h"
 #include "io/tokenizers/text_util.h"
-#include "parallel/errors.h"
+#include "base/errors.h"
 
 namespace shardtune::io::tokenizers {
 namespace {

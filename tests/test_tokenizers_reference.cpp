@@ -21,7 +21,7 @@
 #include "io/tokenizers/loader.h"
 #include "io/tokenizers/sentencepiece_tokenizer.h"
 #include "io/tokenizers/text_util.h"
-#include "parallel/errors.h"
+#include "base/errors.h"
 #include "tokenizers/test_assets.h"
 
 namespace shardtune::io::tokenizers {

@@ -1,8 +1,6 @@
 // Shared helpers for tests that run the Trainer in-process on a one-rank grid.
 #pragma once
 
-#include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -15,21 +13,9 @@
 #include "launch/trainer.h"
 #include "parallel/local_communicator.h"
 #include "parallel/rank_grid.h"
+#include "test_helpers.h"
 
 namespace shardtune::testing {
-
-// A fresh empty directory under the build tree, unique per test name.
-inline std::string temp_dir(const std::string& name) {
-  auto dir = std::filesystem::path(SHARDTUNE_BINARY_DIR) / "test-tmp" / name;
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir.string();
-}
-
-inline std::string write_file(const std::string& path, const std::string& content) {
-  std::ofstream(path) << content;
-  return path;
-}
 
 // A tiny llama on byte tokens that trains in seconds.
 inline launch::Config tiny_config(const std::string& out_dir) {

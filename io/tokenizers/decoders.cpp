@@ -3,7 +3,7 @@
 
 #include "io/tokenizers/byte_level.h"
 #include "io/tokenizers/text_util.h"
-#include "parallel/errors.h"
+#include "base/errors.h"
 
 namespace shardtune::io::tokenizers {
 

@@ -11,7 +11,7 @@
 #include "io/tokenizers/normalizers.h"
 #include "io/tokenizers/pre_tokenizers.h"
 #include "io/tokenizers/text_util.h"
-#include "parallel/errors.h"
+#include "base/errors.h"
 
 namespace shardtune::io::tokenizers {
 

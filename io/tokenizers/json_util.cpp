@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "io/tokenizers/text_util.h"
-#include "parallel/errors.h"
+#include "base/errors.h"
 
 namespace shardtune::io::tokenizers {
 

@@ -6,7 +6,7 @@
 #include "io/tokenizers/hf_tokenizer.h"
 #include "io/tokenizers/json_util.h"
 #include "io/tokenizers/sentencepiece_tokenizer.h"
-#include "parallel/errors.h"
+#include "base/errors.h"
 
 namespace shardtune::io::tokenizers {
 

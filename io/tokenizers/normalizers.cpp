@@ -13,7 +13,7 @@
 
 #include "io/tokenizers/regex.h"
 #include "io/tokenizers/text_util.h"
-#include "parallel/errors.h"
+#include "base/errors.h"
 
 namespace shardtune::io::tokenizers {
 

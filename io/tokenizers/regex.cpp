@@ -6,7 +6,7 @@
 #include <pcre2.h>
 
 #include "io/tokenizers/text_util.h"
-#include "parallel/errors.h"
+#include "base/errors.h"
 
 namespace shardtune::io::tokenizers {
 

@@ -9,7 +9,7 @@
 
 #include "io/tokenizers/sentencepiece_shim.h"
 #include "io/tokenizers/text_util.h"
-#include "parallel/errors.h"
+#include "base/errors.h"
 
 namespace shardtune::io::tokenizers {
 

@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <fstream>
 
-#include "parallel/errors.h"
+#include "base/errors.h"
 
 namespace shardtune::io::tokenizers {
 

@@ -8,7 +8,7 @@
 #include <string_view>
 
 #include "io/tokenizers/hf_tokenizer.h"
-#include "parallel/errors.h"
+#include "base/errors.h"
 
 using namespace shardtune::io::tokenizers;
 

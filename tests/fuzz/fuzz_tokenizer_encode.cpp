@@ -13,7 +13,7 @@
 
 #include "io/tokenizers/loader.h"
 #include "io/tokenizers/text_util.h"
-#include "parallel/errors.h"
+#include "base/errors.h"
 
 using namespace shardtune::io::tokenizers;
 

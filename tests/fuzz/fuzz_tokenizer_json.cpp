@@ -7,7 +7,7 @@
 
 #include "io/tokenizers/hf_tokenizer.h"
 #include "io/tokenizers/text_util.h"
-#include "parallel/errors.h"
+#include "base/errors.h"
 
 using namespace shardtune::io::tokenizers;
 

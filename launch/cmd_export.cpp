@@ -1,4 +1,4 @@
-#include "launch/export.h"
+#include "launch/cmd_export.h"
 
 #include <filesystem>
 
@@ -6,7 +6,6 @@
 
 #include "core/shard.h"
 #include "io/checkpoint.h"
-#include "parallel/errors.h"
 
 namespace shardtune::launch {
 
@@ -19,7 +18,8 @@ std::string export_merged(Trainer& trainer, parallel::RankGrid& grid) {
   std::vector<io::CheckpointTensor> tensors;
   for (const auto& [name, spec] : core::parameter_specs(model)) {
     if (strategy.is_added_parameter(name)) continue;
-    tensors.push_back({"/model/" + name, core::gather_full(params[name].detach(), spec, tp)});
+    tensors.push_back(
+        {io::model_tensor_path(name), core::gather_full(params[name].detach(), spec, tp)});
   }
   const auto& config = trainer.config();
   std::string path;
@@ -30,11 +30,11 @@ std::string export_merged(Trainer& trainer, parallel::RankGrid& grid) {
     info.strategy = "sft";  // a plain model: every parameter, no adapters
     info.strategy_options = "{}";
     info.tokenizer = trainer.tokenizer().identity();
-    info.layout = "tp=1,dp=1,zero=0";
+    info.layout = io::layout_name(1, 1, 0);
     // The step of the run that trained it (the Trainer here only loaded that checkpoint).
-    info.step = config.checkpoint.init_from.empty()
-                    ? trainer.steps_done()
-                    : io::read_checkpoint_info(io::resolve_checkpoint(config.checkpoint.init_from)).step;
+    const auto& from = config.checkpoint.init_from;
+    info.step = from.empty() ? trainer.steps_done()
+                             : io::read_checkpoint_info(io::resolve_checkpoint(from)).step;
     const auto dir = (std::filesystem::path(config.train.out_dir) / "export").string();
     path = io::save_checkpoint(dir, info, tensors, 0);
     spdlog::info("exported the {}-merged model ({} tensors) to {}", strategy.name(),

@@ -1,5 +1,7 @@
-// Error types shared by every layer. parallel/ is the lowest layer, so the few basics that every
-// folder needs live here (see docs/architecture.md).
+// Errors every layer raises. A UserError is a problem with what the user supplied (config, data,
+// checkpoint or model files, rank layout): the CLI reports it as one line naming the file, field
+// or tensor (no stack trace) and ends every rank with kUserErrorExitCode. Anything else escaping a
+// command is an internal error (exit code 1).
 #pragma once
 
 #include <stdexcept>
@@ -7,8 +9,6 @@
 
 namespace shardtune {
 
-// A problem with what the user supplied: config, data, checkpoint or model files, rank layout.
-// The CLI reports it as one line (no stack trace) and exits with kUserErrorExitCode on every rank.
 class UserError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;

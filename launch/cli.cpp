@@ -1,0 +1,161 @@
+#include "launch/cli.h"
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/errors.h"
+#include "launch/agree.h"
+#include "launch/bootstrap.h"
+#include "launch/commands.h"
+#include "launch/config.h"
+#include "launch/signals.h"
+#include "launch/trainer.h"
+#include "parallel/mpi_communicator.h"
+#include "parallel/rank_grid.h"
+
+namespace shardtune::launch {
+
+namespace {
+
+void init_logging(int rank) {
+  auto logger = spdlog::stdout_color_mt("shardtune");
+  logger->set_pattern("[%H:%M:%S] %v");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(rank == 0 ? spdlog::level::info : spdlog::level::warn);
+}
+
+int run_standalone(const Command& command, const std::vector<std::string>& args) {
+  try {
+    return command.standalone(args);
+  } catch (const std::exception& e) {
+    const int code = exit_code_of(e);
+    std::fprintf(stderr, "shardtune: error: %s%s\n", code == 1 ? "internal error: " : "", e.what());
+    return code;
+  }
+}
+
+// A run with its set-up, once per process. Every set-up phase is agreed on: a failure anywhere
+// is printed once and ends all ranks with its code.
+class Run {
+ public:
+  Run(const Command& command, std::vector<std::string> args, const TestHooks& hooks)
+      : command_(command), args_(std::move(args)), hooks_(hooks) {}
+
+  int execute(int* argc, char*** argv) {
+    try {
+      mpi_.emplace(argc, argv);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "shardtune: error: %s\n", e.what());
+      return kUserErrorExitCode;
+    }
+    init_logging(mpi_->rank());
+    auto& world = *mpi_->world();
+    bool wants_help = false;
+    if (int rc = agree(world, [&] { wants_help = !configure(); }); rc != 0) return rc;
+    if (wants_help) {
+      if (mpi_->rank() == 0) std::cout << usage() << "\n" << help_;
+      return 0;
+    }
+    if (int rc = check_same_config(world); rc != 0) return rc;
+    // Grid creation is collective (communicator splits), so it gets its own agreement round.
+    if (int rc = agree(world, [&] {
+          grid_.emplace(parallel::RankGrid::create(mpi_->world(), config_.parallel.tp));
+        });
+        rc != 0) {
+      return rc;
+    }
+    announce();
+    if (command_.needs_checkpoint && config_.checkpoint.init_from.empty()) {
+      if (mpi_->rank() == 0) {
+        std::fprintf(stderr, "shardtune: error: %s needs [checkpoint] init_from=FILE|DIR\n",
+                     command_.name);
+      }
+      return kUserErrorExitCode;
+    }
+    if (int rc = agree(world, [&] {
+          trainer_ = std::make_unique<Trainer>(config_, *grid_, hooks_);
+        });
+        rc != 0) {
+      return rc;
+    }
+    // Past set-up, ranks are inside collectives: an error on one rank must end all of them.
+    if (command_.stop_signals) install_stop_signals();
+    RunContext context{*trainer_, *grid_, mpi_->rank() == 0};
+    const int rc = run_or_abort(world, [&] { command_.run(context); });
+    trainer_.reset();
+    grid_.reset();
+    return rc;
+  }
+
+ private:
+  // Parses and validates the configuration; false when --help was asked for.
+  bool configure() {
+    if (!parse_config(args_, config_, help_)) return false;
+    require(!config_.config_file.empty() || std::string(command_.name) != "train" ||
+                !config_.data.train_file.empty() || config_.data.source != "jsonl",
+            "no --config FILE given (and no [data] train_file); see shardtune train --help");
+    config_.validate(mpi_->world_size());
+    return true;
+  }
+
+  // Every rank must run the same configuration: its hash against rank 0's.
+  int check_same_config(parallel::Communicator& world) {
+    const uint64_t mine = config_.hash();
+    int64_t as_signed;
+    std::memcpy(&as_signed, &mine, sizeof mine);
+    auto hash = torch::tensor({as_signed}, torch::kLong);
+    auto root_hash = hash.clone();
+    world.broadcast(root_hash, 0);
+    return agree(world, [&] {
+      require(hash.item<int64_t>() == root_hash.item<int64_t>(),
+              "configuration differs from rank 0's (same config file and command-line options "
+              "are required on every rank)");
+    });
+  }
+
+  void announce() {
+    if (mpi_->rank() != 0) return;
+    spdlog::info("shardtune {} | {} | {}", SHARDTUNE_VERSION, mpi_->describe(), grid_->describe());
+    const auto warning = parallel::tp_span_warning(grid_->dims(), mpi_->node_of_rank());
+    if (!warning.empty()) spdlog::warn("{}", warning);
+    std::cout << "# resolved configuration\n" << config_.to_ini() << std::flush;
+  }
+
+  const Command& command_;
+  std::vector<std::string> args_;
+  const TestHooks& hooks_;
+  std::optional<MpiRuntime> mpi_;
+  Config config_;
+  std::string help_;
+  std::optional<parallel::RankGrid> grid_;
+  std::unique_ptr<Trainer> trainer_;
+};
+
+}  // namespace
+
+int run_cli(int argc, char** argv, const TestHooks& hooks) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
+      !std::strcmp(argv[1], "help")) {
+    std::fputs(usage().c_str(), argc < 2 ? stderr : stdout);
+    return argc < 2 ? kUserErrorExitCode : 0;
+  }
+  const Command* command = find_command(argv[1]);
+  if (!command) {
+    std::fprintf(stderr, "shardtune: error: unknown command '%s'\n%s", argv[1], usage().c_str());
+    return kUserErrorExitCode;
+  }
+  std::vector<std::string> args(argv + 2, argv + argc);
+  if (command->standalone) return run_standalone(*command, args);
+  Run run(*command, std::move(args), hooks);
+  return run.execute(&argc, &argv);
+}
+
+}  // namespace shardtune::launch
