@@ -82,9 +82,27 @@ torch::Tensor recompute(const RecomputeFn& fn, const std::vector<torch::Tensor>&
                         const std::vector<torch::Tensor>& params) {
   if (!torch::GradMode::is_enabled()) return fn(inputs);
   for (const auto& t : inputs) TORCH_CHECK(t.defined(), "recompute: undefined input");
+  // The parameters are not inputs of the node: an edge from it to a parameter's AccumulateGrad
+  // would run that node a second time (with no gradient) after the inner backward, firing its
+  // post-hooks twice, and DP gradient sync (parallel::GradSync) counts those hooks to know when
+  // a bucket is complete. When no input requires grad but a parameter does (a frozen backbone
+  // feeding adapters), one floating input is replaced by a detached leaf that requires grad: the
+  // node is then recorded and recomputes; that leaf's gradient is computed and dropped.
+  std::vector<torch::Tensor> in = inputs;
+  bool any_input = false, any_param = false;
+  for (const auto& t : in) any_input = any_input || t.requires_grad();
+  for (const auto& p : params) any_param = any_param || (p.defined() && p.requires_grad());
+  if (!any_input && any_param) {
+    for (auto& t : in) {
+      if (t.is_floating_point()) {
+        t = t.detach().requires_grad_(true);
+        break;
+      }
+    }
+  }
   auto state = c10::make_intrusive<RecomputeState>();
   state->fn = fn;
-  return RecomputeFnNode::apply(at::TensorList(inputs), at::TensorList(params),
+  return RecomputeFnNode::apply(at::TensorList(in), at::TensorList(),
                                 c10::IValue::make_capsule(std::move(state)));
 }
 

@@ -21,7 +21,9 @@
 // AccumulateGrad hooks fire as usual). `params`: the trainable leaves `fn` uses; they make the
 // recomputation run even when no input requires grad (LoRA, P-tuning: a frozen backbone feeds
 // the block, only adapters inside it train), which a checkpoint keyed on inputs alone would
-// silently skip. Inputs must be defined. When grad mode is off, recompute() just calls fn.
+// silently skip (the node then records through a throwaway leaf copy of one input, never through
+// edges to the parameters: their AccumulateGrad post-hooks, which DP gradient sync counts, fire
+// exactly once per backward). Inputs must be defined. When grad mode is off, recompute() just calls fn.
 #pragma once
 
 #include <torch/torch.h>

@@ -25,6 +25,8 @@ std::vector<bool> counted_in_norm(CausalLMImpl& model, const std::vector<NamedPa
 TrainingStep::TrainingStep(CausalLMImpl& model, std::vector<NamedParameter> trainable,
                            parallel::Communicator& dp, TrainingStepOptions options)
     : model_(model), trainable_(std::move(trainable)), dp_(dp), options_(options) {
+  model_.set_compute(options_.compute);
+  options_.adamw.fused = options_.compute.fused;
   std::vector<torch::Tensor> params;
   for (auto& p : trainable_) params.push_back(p.param);
   grad_sync_ = std::make_unique<parallel::GradSync>(params, dp_, options_.bucket_bytes,
@@ -65,7 +67,8 @@ StepStats TrainingStep::run(const std::vector<const Example*>& examples, double 
     grad_sync_->set_sync(i + 1 == batches.size());
     auto& b = batches[i];
     auto logits = model_.forward(b.input_ids, b.attention_mask);
-    auto loss = causal_lm_loss(logits, b.labels, model_.vocab_spec(), model_.tp());
+    auto loss = causal_lm_loss(logits, b.labels, model_.vocab_spec(), model_.tp(),
+                               model_.compute().fused);
     (loss.sum * inv).backward();
     loss_sum += loss.sum.item<double>();
   }
@@ -97,7 +100,7 @@ EvalResult evaluate(CausalLMImpl& model, const std::vector<Example>& examples,
     if (group.empty()) return;
     auto b = collate(group, pad_id);
     auto loss = causal_lm_loss(model.forward(b.input_ids, b.attention_mask), b.labels,
-                               model.vocab_spec(), model.tp());
+                               model.vocab_spec(), model.tp(), model.compute().fused);
     loss_sum += loss.sum.item<double>();
     tokens += loss.tokens;
     group.clear();

@@ -3,3 +3,5 @@
 shardtune_add_test(test_kernels test_kernels.cpp LIBS shardtune_core)
 shardtune_add_mpi_suite(test_kernels_mpi NP 2 4 SOURCES test_kernels_mpi.cpp
                         LIBS shardtune_core shardtune_parallel)
+# The kernels, bf16 compute and block recomputation wired into the models (core/compute.h).
+shardtune_add_test(test_kernels_model test_kernels_model.cpp LIBS shardtune_core)

@@ -446,10 +446,11 @@ struct LinearBf16Fn : torch::autograd::Function<LinearBf16Fn> {
     auto g = grad[0].to(torch::kBFloat16);
     const int64_t out = w16.size(0), in = w16.size(1);
     auto g2 = g.reshape({-1, out});
-    auto dx = torch::mm(g2, w16).view(x.sizes());
-    auto dw = to_f32(torch::mm(g2.t(), x.reshape({-1, in})));
-    torch::Tensor db;
-    if (ctx->saved_data["has_bias"].toBool()) db = to_f32(g2.sum(0));
+    // Frozen weights (LoRA, P-tuning backbones) skip their GEMM.
+    torch::Tensor dx, dw, db;
+    if (ctx->needs_input_grad(0)) dx = torch::mm(g2, w16).view(x.sizes());
+    if (ctx->needs_input_grad(1)) dw = to_f32(torch::mm(g2.t(), x.reshape({-1, in})));
+    if (ctx->saved_data["has_bias"].toBool() && ctx->needs_input_grad(2)) db = to_f32(g2.sum(0));
     return {dx, dw, db, torch::Tensor()};
   }
 };
