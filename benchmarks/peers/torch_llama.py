@@ -38,6 +38,8 @@ def parse():
     p.add_argument("--vocab", type=int, default=8192)
     p.add_argument("--seq", type=int, default=256)
     p.add_argument("--batch", type=int, default=8, help="micro-batch per rank")
+    p.add_argument("--lora", type=int, default=0,
+                   help="LoRA rank on every linear layer of the blocks (0 = full fine-tuning)")
     p.add_argument("--profile", default="", help="write a per-op TSV (profile_step's format)")
     # Choices the peers differ in (docs/benchmarks-profile.md, "The peer").
     p.add_argument("--variant.mask", dest="mask", default="cached",
@@ -161,6 +163,33 @@ class Llama(nn.Module):
         return self.lm_head(self.norm(x))
 
 
+class LoraLinear(nn.Module):
+    """PEFT's LoRA on a frozen nn.Linear: y = base(x) + (alpha / r) * B(A(x)), B zero-initialised,
+    alpha = 2r (ShardTune's lora defaults: r 8, alpha 16)."""
+
+    def __init__(self, base, r):
+        super().__init__()
+        self.base = base
+        self.lora_A = nn.Linear(base.in_features, r, bias=False)
+        self.lora_B = nn.Linear(r, base.out_features, bias=False)
+        nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))
+        nn.init.zeros_(self.lora_B.weight)
+        self.scale = 2.0
+
+    def forward(self, x):
+        return self.base(x) + self.lora_B(self.lora_A(x)) * self.scale
+
+
+def add_lora(model, r):
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for block in model.layers:
+        for parent in (block.self_attn, block.mlp):
+            for name, child in list(parent.named_children()):
+                if isinstance(child, nn.Linear):
+                    setattr(parent, name, LoraLinear(child, r))
+
+
 def gemm_gflops(dtype, n=2048, reps=10):
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     a @ b
@@ -185,10 +214,13 @@ def main():
     cdtype = torch.bfloat16 if a.dtype == "bf16" else torch.float32
     peak = gemm_gflops(cdtype)
     model = Llama(a)
+    if a.lora > 0:
+        add_lora(model, a.lora)
     params = sum(p.numel() for p in model.parameters())
+    trainable = [p for p in model.parameters() if p.requires_grad]
     if world > 1:
         model = DistributedDataParallel(model, bucket_cap_mb=25)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95),
+    opt = torch.optim.AdamW(trainable, lr=1e-4, betas=(0.9, 0.95),
                             foreach=(a.adamw == "foreach"))
     gen = torch.Generator().manual_seed(1 + rank)
 
@@ -214,7 +246,7 @@ def main():
         with phase("backward"):
             loss.backward()
         with phase("clip"):
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         with phase("optimizer"):
             opt.step()
         with phase("zero_grad"):
@@ -243,7 +275,7 @@ def main():
     if rank == 0:
         print(json.dumps({
             "peer": "pytorch-eager" + ("-ddp-gloo" if world > 1 else ""), "torch": torch.__version__,
-            "dtype": a.dtype, "params": params, "world": world, "threads": torch.get_num_threads(),
+            "dtype": a.dtype, "lora": a.lora, "params": params, "world": world, "threads": torch.get_num_threads(),
             "variant": {"mask": a.mask, "adamw": a.adamw, "zero_grad": a.zero_grad,
                         "shift": a.shift},
             "tokens_per_s": round(tps, 1), "step_s": round(s, 3),
