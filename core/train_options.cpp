@@ -15,6 +15,19 @@ void TrainOptions::validate() const {
   require(seq_len >= 2, "[train] seq_len must be at least 2");
   require(lr > 0, "[train] lr must be positive");
   require(warmup_steps >= 0 && warmup_steps <= steps, "[train] warmup_steps must be in [0, steps]");
+  require(kernels == "fused" || kernels == "reference",
+          "[train] kernels=" + kernels + ": expected fused or reference");
+  require(dtype == "fp32" || dtype == "bf16", "[train] dtype=" + dtype + ": expected fp32 or bf16");
+  require(recompute == "none" || recompute == "block",
+          "[train] recompute=" + recompute + ": expected none or block");
+}
+
+ComputeOptions TrainOptions::compute() const {
+  ComputeOptions c;
+  c.fused = kernels == "fused";
+  c.bf16 = dtype == "bf16";
+  c.recompute = recompute == "block";
+  return c;
 }
 
 AdamWOptions TrainOptions::adamw() const {

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "base/fields.h"
+#include "core/compute.h"
 #include "core/optimizer.h"
 
 namespace shardtune::core {
@@ -27,11 +28,16 @@ struct TrainOptions : base::FieldList<TrainOptions> {
   int64_t log_every = 10;
   int64_t eval_every = 0;
   std::string out_dir = "runs/default";
+  std::string kernels = "fused";
+  std::string dtype = "fp32";
+  std::string recompute = "none";
 
   // UserError naming the [train] field (checks that need no other section).
   void validate() const;
   AdamWOptions adamw() const;
   LrSchedule schedule() const;
+  // kernels / dtype / recompute as the model and optimizer take them (core/compute.h).
+  ComputeOptions compute() const;
 
   // The field list (base/fields.h): every option once, with its doc line.
   template <typename Self, typename V>
@@ -53,6 +59,13 @@ struct TrainOptions : base::FieldList<TrainOptions> {
     v("log_every", c.log_every, "steps between progress lines / metrics records");
     v("eval_every", c.eval_every, "steps between evaluations (0 = before and after training only)");
     v("out_dir", c.out_dir, "run directory (metrics.jsonl, default checkpoint dir)");
+    v("kernels", c.kernels,
+      "fused (core/kernels' fused CPU operators) | reference (the unfused LibTorch expressions)");
+    v("dtype", c.dtype,
+      "fp32 | bf16 (bf16 compute; fp32 master weights, AdamW state, norms, softmax, loss and "
+      "gradient sync)");
+    v("recompute", c.recompute,
+      "none | block (recompute each transformer block's activations in backward)");
   }
 };
 
