@@ -3,6 +3,7 @@
 #include <cmath>
 #include <map>
 
+#include "core/kernels/fused_ops.h"
 #include "core/loss.h"
 #include "core/zero_adamw.h"
 
@@ -81,6 +82,9 @@ StepStats TrainingStep::run(const std::vector<const Example*>& examples, double 
   StepStats stats;
   stats.grad_norm = clip_grad_norm(*optimizer_, options_.grad_clip);
   optimizer_->step(lr);
+  // The bf16 copies of the weights belong to the step that made them (ZeRO-1's all-gather writes
+  // parameters through MPI, which no version counter sees).
+  if (model_.compute().bf16) kernels::clear_bf16_weight_cache();
   grad_sync_->zero_grad();
   stats.loss = loss_t.item<double>() * inv;
   stats.tokens = counts[1].item<int64_t>();

@@ -23,6 +23,7 @@
 #include <memory>
 #include <string>
 
+#include "core/kernels/fused_ops.h"
 #include "core/loss.h"
 #include "core/model.h"
 #include "core/optimizer.h"
@@ -215,6 +216,25 @@ TEST(ModelBf16, CloseToFp32WithFp32MastersAndGradients) {
       }
     }
   }
+}
+
+TEST(ModelBf16, NextForwardAfterAFusedAdamWStepUsesTheUpdatedWeights) {
+  // The bf16 weight copies are cached per weight and version; the fused AdamW writes through raw
+  // pointers and must bump the versions, or the model would keep computing with stale weights.
+  auto model = core::build_model(tiny("llama"), 5);
+  model->set_compute(compute(true, /*bf16=*/true));
+  std::vector<core::NamedParameter> params;
+  for (auto& p : model->named_parameters()) params.push_back({p.key(), p.value()});
+  core::AdamW opt(params, core::AdamWOptions{});
+  const auto ids = ids_of(2, 16, 7);
+  core::causal_lm_loss(model->forward(ids, {}), ids).sum.backward();
+  opt.step(1e-2);
+  torch::NoGradGuard no_grad;
+  const auto after = model->forward(ids, {});
+  kernels::clear_bf16_weight_cache();
+  const auto fresh = model->forward(ids, {});
+  EXPECT_TRUE(torch::equal(after, fresh));
+  kernels::clear_bf16_weight_cache();
 }
 
 TEST(ModelRecompute, GradientsBitwiseEqualWithDropoutFusedAndReference) {

@@ -536,6 +536,15 @@ void fused_adamw(const std::vector<torch::Tensor>& params, const std::vector<tor
                 decay[i] ? with_decay : no_decay);
     }
   });
+  // Written through raw pointers: bump the version counters as an in-place op would, so that
+  // whatever keys on them (linear_bf16's weight cache, autograd's saved-tensor checks) sees the
+  // change.
+  for (size_t i = 0; i < n; ++i) {
+    if (!grads[i].defined()) continue;
+    for (const auto* t : {&params[i], &exp_avgs[i], &exp_avg_sqs[i]}) {
+      torch::autograd::impl::bump_version(*t);
+    }
+  }
 }
 
 void fused_adamw_masked(const torch::Tensor& param, const torch::Tensor& grad,
@@ -561,6 +570,9 @@ void fused_adamw_masked(const torch::Tensor& param, const torch::Tensor& grad,
                      exp_avg.data_ptr<float>() + b, exp_avg_sq.data_ptr<float>() + b, e - b, s,
                      mask + b);
   });
+  // As fused_adamw. A ZeRO-1 shard is a view of its bucket's flat buffer, which the parameters
+  // view too: one shared counter, so every parameter of the bucket reads as changed.
+  for (const auto* t : {&param, &exp_avg, &exp_avg_sq}) torch::autograd::impl::bump_version(*t);
 }
 
 torch::Tensor fused_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets,

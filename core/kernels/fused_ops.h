@@ -24,6 +24,7 @@ namespace shardtune::kernels {
 // over many tensors in one parallel loop: each element of param, grad, exp_avg and exp_avg_sq is
 // read once and param/exp_avg/exp_avg_sq written once. All tensors fp32 and contiguous;
 // grads[i] may be undefined (that tensor is skipped). decay[i]: whether tensor i gets weight decay.
+// The version counters of the updated tensors are bumped, as by an in-place LibTorch op.
 struct AdamWHyper {
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
   int64_t step = 1;
@@ -85,7 +86,8 @@ torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& cos,
 // result widened, as autograd's cast node would produce, without LibTorch's slower conversion).
 // Results equal F::linear(x, W.to(bf16), b.to(bf16)) bitwise, gradients included.
 // `cache`: reuse the bf16 copy of W while W is unchanged (same storage and version counter, i.e.
-// no optimizer step in between): micro-batches of one step cast each weight once. The cache holds
+// no optimizer step in between; writers that bypass LibTorch's in-place ops must bump the version,
+// as fused_adamw does; core::TrainingStep also clears the cache after each update): micro-batches of one step cast each weight once. The cache holds
 // one bf16 copy per weight used (half the weights' fp32 size); clear_bf16_weight_cache() drops it.
 torch::Tensor linear_bf16(const torch::Tensor& x, const torch::Tensor& weight,
                           const torch::Tensor& bias = {}, bool cache = false);
