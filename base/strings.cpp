@@ -53,6 +53,15 @@ std::vector<std::string> split_list(std::string_view text) {
   return out;
 }
 
+std::string printable(std::string_view text, size_t max) {
+  std::string out;
+  for (unsigned char c : text.substr(0, max)) {
+    out += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
+  }
+  if (text.size() > max) out += "...";
+  return out;
+}
+
 bool parse_bool(std::string_view text, bool& ok) {
   ok = true;
   if (text == "true" || text == "1" || text == "yes" || text == "on") return true;

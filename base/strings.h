@@ -14,6 +14,10 @@ std::string join(const std::vector<int>& items, std::string_view separator = ", 
 bool starts_with(std::string_view text, std::string_view prefix);
 bool ends_with(std::string_view text, std::string_view suffix);
 
+// `text` on one printable line for a message: bytes outside ASCII 0x20-0x7e become '?' (a name
+// from an untrusted file cannot forge a second error line), cut at `max` bytes with "...".
+std::string printable(std::string_view text, size_t max = 120);
+
 // `text` without leading and trailing blanks (space, tab, CR, LF).
 std::string_view trim(std::string_view text);
 

@@ -5,6 +5,7 @@
 
 #include "base/errors.h"
 #include "base/hash.h"
+#include "io/augment_clause.h"
 
 namespace shardtune::io {
 
@@ -41,8 +42,10 @@ AugmentOptions parse_augment(const std::string& list, double rate, uint64_t seed
       o.synonym = true;
     } else if (item == "reorder") {
       o.reorder = true;
+    } else if (item == "clause") {
+      o.clause = true;
     } else if (!item.empty()) {
-      throw UserError("[data] augment: '" + item + "' is unknown (known: synonym, reorder)");
+      throw UserError("[data] augment: '" + item + "' is unknown (known: synonym, reorder, clause)");
     }
     start = comma + 1;
   }
@@ -140,7 +143,10 @@ std::string Augmenter::augment(const std::string& text, uint64_t stream) const {
   uint64_t state = options_.seed ^ (stream * 0xD1B54A32D192ED03ULL) ^
                    base::fnv1a64(text, base::kShardTuneFnvBasis);
   std::string out = text;
+  // Sentences, then clauses inside them, then words. Without `clause` the generator's sequence
+  // is the one earlier versions drew (same seed, same augmented data).
   if (options_.reorder) out = reorder_sentences(out, state);
+  if (options_.clause) out = reorder_clauses(out, options_.rate, state);
   if (options_.synonym) out = replace_synonyms(out, state);
   return out;
 }

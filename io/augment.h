@@ -1,6 +1,6 @@
-// Text augmentation for training records ([data] augment=synonym,reorder): WordNet synonym
-// replacement and sentence reordering, deterministic per seed (Wei & Zou 2019's "EDA" operations,
-// two of four). Applied to training records only; evaluation data is never augmented.
+// Text augmentation for training records ([data] augment=synonym,reorder,clause): WordNet synonym
+// replacement, sentence reordering and clause reordering inside sentences (io/augment_clause.h),
+// deterministic per seed (Wei & Zou 2019's "EDA" operations, two of four, plus clauses). Applied to training records only; evaluation data is never augmented.
 #pragma once
 
 #include <cstdint>
@@ -16,12 +16,14 @@ namespace shardtune::io {
 struct AugmentOptions {
   bool synonym = false;   // replace words by a WordNet synonym
   bool reorder = false;   // shuffle the sentences of multi-sentence texts
-  double rate = 0.1;      // synonym: probability per word; reorder: probability per text
+  bool clause = false;    // reorder clauses inside sentences (io/augment_clause.h)
+  double rate = 0.1;      // synonym: probability per word; reorder: probability per text;
+                          // clause: probability per sentence
   uint64_t seed = 0;
   int64_t copies = 1;     // augmented copies added per training record (originals kept)
 };
 
-// Parses "synonym,reorder" (either or both); UserError naming [data] augment otherwise.
+// Parses "synonym,reorder,clause" (any of them); UserError naming [data] augment otherwise.
 AugmentOptions parse_augment(const std::string& list, double rate, uint64_t seed, int64_t copies);
 
 class Augmenter {

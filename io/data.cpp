@@ -1,10 +1,12 @@
 #include "io/data.h"
 
 #include <algorithm>
+#include <memory>
 #include <random>
 
 #include "base/errors.h"
 #include "io/augment.h"
+#include "io/chat_template.h"
 
 namespace shardtune::io {
 
@@ -22,6 +24,20 @@ std::vector<core::Example> synthetic(int64_t count, int64_t seq_len, int64_t voc
   return out;
 }
 
+// Pre-tokenized ids index the model's embedding: each must be below its vocabulary.
+void check_token_ids(const std::vector<Record>& records, int64_t model_vocab, bool augmenting) {
+  for (const auto& r : records) {
+    if (r.input_ids.empty()) continue;
+    require(!augmenting, r.where + ": [data] augment rewrites text; pre-tokenized records have none");
+    for (size_t i = 0; i < r.input_ids.size(); ++i) {
+      require(r.input_ids[i] < model_vocab,
+              r.where + ": input_ids[" + std::to_string(i) + "] = " +
+                  std::to_string(r.input_ids[i]) + " is not below the model's vocabulary size " +
+                  std::to_string(model_vocab));
+    }
+  }
+}
+
 }  // namespace
 
 void DataOptions::validate() const {
@@ -29,10 +45,12 @@ void DataOptions::validate() const {
           "[data] source='" + source + "' is unknown (known: jsonl, wordnet, synthetic)");
   require(source != "jsonl" || !train_file.empty(),
           "[data] train_file is required when source=jsonl");
-  require(wordnet_task == "glosses" || wordnet_task == "define",
-          "[data] wordnet_task='" + wordnet_task + "' is unknown (known: glosses, define)");
+  require(wordnet_task == "glosses" || wordnet_task == "define" || wordnet_task == "lexname",
+          "[data] wordnet_task='" + wordnet_task +
+              "' is unknown (known: glosses, define, lexname)");
   require(wordnet_eval_percent >= 0 && wordnet_eval_percent < 100,
           "[data] wordnet_eval_percent must be in [0, 100)");
+  parse_chat_template(chat_template, "[data] chat_template");
 }
 
 DataSets load_datasets(const DataOptions& d, int64_t seq_len, const core::Tokenizer& tokenizer,
@@ -56,10 +74,14 @@ DataSets load_datasets(const DataOptions& d, int64_t seq_len, const core::Tokeni
     synsets = read_wordnet(d.wordnet_dir);
   }
   if (d.source == "wordnet") {
-    const auto task = d.wordnet_task == "define" ? WordNetTask::kDefine : WordNetTask::kGlosses;
+    const auto task = d.wordnet_task == "define"    ? WordNetTask::kDefine
+                      : d.wordnet_task == "lexname" ? WordNetTask::kLexname
+                                                    : WordNetTask::kGlosses;
     train_records = wordnet_records(synsets, task, Split::kTrain, d.wordnet_eval_percent);
     sets.eval_records = wordnet_records(synsets, task, Split::kEval, d.wordnet_eval_percent);
   }
+  check_token_ids(train_records, model_vocab, !d.augment.empty());
+  check_token_ids(sets.eval_records, model_vocab, false);
   if (static_cast<int64_t>(sets.eval_records.size()) > d.max_eval_samples) {
     sets.eval_records.resize(static_cast<size_t>(d.max_eval_samples));
   }
@@ -69,8 +91,13 @@ DataSets load_datasets(const DataOptions& d, int64_t seq_len, const core::Tokeni
         synsets, parse_augment(d.augment, d.augment_rate, d.augment_seed, d.augment_copies));
     train_records = augmenter.expand(train_records);
   }
-  sets.train = tokenize_all(train_records, tokenizer, seq_len, d.train_on_prompt);
-  sets.eval = tokenize_all(sets.eval_records, tokenizer, seq_len, d.train_on_prompt);
+  std::unique_ptr<ChatTemplate> chat;
+  if (const auto kind = parse_chat_template(d.chat_template, "[data] chat_template");
+      kind != ChatTemplateKind::kNone) {
+    chat = std::make_unique<ChatTemplate>(kind, tokenizer);
+  }
+  sets.train = tokenize_all(train_records, tokenizer, seq_len, d.train_on_prompt, chat.get());
+  sets.eval = tokenize_all(sets.eval_records, tokenizer, seq_len, d.train_on_prompt, chat.get());
   return sets;
 }
 

@@ -24,6 +24,7 @@ struct DataOptions : base::FieldList<DataOptions> {
   std::string eval_file;
   std::string tokenizer = "byte";
   bool train_on_prompt = false;
+  std::string chat_template = "none";
   int64_t max_eval_samples = 256;
   std::string wordnet_dir = kDefaultWordNetDir;
   std::string wordnet_task = "glosses";
@@ -42,20 +43,25 @@ struct DataOptions : base::FieldList<DataOptions> {
   static void visit(Self& c, V& v) {
     v("source", c.source, "jsonl | wordnet | synthetic");
     v("train_file", c.train_file,
-      "JSONL training file ({text} | {prompt,response} | {instruction,input,output})");
+      "JSONL training file ({text} | {prompt,response} | {instruction,input,output} | "
+      "{messages} | {conversations} | {input_ids,labels})");
     v("eval_file", c.eval_file, "JSONL held-out file (optional)");
-    v("tokenizer", c.tokenizer, "tokenizer: byte");
+    v("tokenizer", c.tokenizer,
+      "byte | none (pre-tokenized input_ids only) | a tokenizer file or Hugging Face model folder");
     v("train_on_prompt", c.train_on_prompt, "also put loss on prompt tokens");
+    v("chat_template", c.chat_template,
+      "none | chatml | llama3 | llama2 | alpaca: render supervised records (docs/data.md)");
     v("max_eval_samples", c.max_eval_samples, "evaluate on at most this many held-out samples");
     v("wordnet_dir", c.wordnet_dir, "WordNet database directory (Debian wordnet-base)");
     v("wordnet_task", c.wordnet_task,
-      "glosses (language modelling) | define (\"define: WORD\" -> gloss)");
+      "glosses (language modelling) | define (\"define: WORD\" -> gloss) | lexname (gloss -> "
+      "lexicographer category, e.g. noun.animal: a 45-way classification)");
     v("wordnet_eval_percent", c.wordnet_eval_percent, "percent of synsets held out for evaluation");
     v("synthetic_samples", c.synthetic_samples,
       "number of random-token samples for source=synthetic");
     v("augment", c.augment,
-      "training-data augmentation: synonym (WordNet), reorder (sentences), or both "
-      "comma-separated");
+      "training-data augmentation: synonym (WordNet), reorder (sentences), clause (clauses "
+      "inside sentences), comma-separated");
     v("augment_rate", c.augment_rate,
       "synonym: probability per word; reorder: probability per text");
     v("augment_seed", c.augment_seed, "seed of the augmentation (same seed, same augmented data)");

@@ -1,145 +1,70 @@
 // JSONL datasets and tokenization into (tokens, labels) examples.
 #include "io/dataset.h"
 
-#include <filesystem>
-#include <fstream>
-
-#include <nlohmann/json.hpp>
-
 #include "base/errors.h"
+#include "io/chat_template.h"
+#include "io/jsonl.h"
 
 namespace shardtune::io {
 namespace {
 
-using nlohmann::json;
-
-bool is_blank(const std::string& line) {
-  return line.find_first_not_of(" \t\r\n\f\v") == std::string::npos;
-}
-
-// nlohmann's messages start with "[json.exception.parse_error.101] parse error at line 1, " —
-// the id is noise to a user, and "line 1" is wrong (we parse one file line at a time, and the
-// real line is already in our prefix), so keep only the column and the reason.
-std::string clean_parse_error(const std::string& what) {
-  std::string msg = what;
-  if (!msg.empty() && msg.front() == '[') {
-    const size_t close = msg.find("] ");
-    if (close != std::string::npos) msg.erase(0, close + 2);
-  }
-  const std::string kLine1 = "parse error at line 1, ";
-  if (msg.compare(0, kLine1.size(), kLine1) == 0) msg.erase(0, kLine1.size());
-  return msg;
-}
-
-// Reads one of the record's string fields; a present key of the wrong type is a user error that
-// names the key, since silently converting (or skipping) would train on something unintended.
-std::string get_string(const json& object, const char* key, const std::string& where) {
-  const json& value = object.at(key);
-  if (!value.is_string()) {
-    throw UserError(where + ": \"" + key + "\" must be a string, got " + value.type_name());
-  }
-  return value.get<std::string>();
-}
-
 std::string render_turn(const Message& m) { return m.role + ": " + m.content + "\n"; }
 
-Record parse_messages(const json& list, const std::string& where) {
-  if (!list.is_array() || list.empty()) {
-    throw UserError(where + ": \"messages\" must be a non-empty array of {role, content}");
-  }
-  Record record;
-  for (size_t i = 0; i < list.size(); ++i) {
-    const std::string at = where + ": messages[" + std::to_string(i) + "]";
-    const json& m = list[i];
-    if (!m.is_object() || !m.contains("role") || !m.contains("content")) {
-      throw UserError(at + " must be an object with \"role\" and \"content\"");
+// A parsed line (io/jsonl.h) as a Record. Conversations keep every turn; prompt/response are the
+// text before and the content of the last assistant turn (generation references).
+Record to_record(JsonlRecord&& r, const std::string& where) {
+  switch (r.form) {
+    case JsonlForm::kText:
+      return Record{"", std::move(r.text)};
+    case JsonlForm::kPromptResponse:
+      return Record{std::move(r.prompt), std::move(r.response)};
+    case JsonlForm::kAlpaca: {
+      std::string prompt = r.prompt;
+      if (!r.input.empty()) prompt += "\n" + r.input;
+      prompt += "\n";
+      Record record{std::move(prompt), std::move(r.response)};
+      record.alpaca = true;
+      record.instruction = std::move(r.prompt);
+      record.input = std::move(r.input);
+      return record;
     }
-    Message message{get_string(m, "role", at), get_string(m, "content", at)};
-    if (message.role != "system" && message.role != "user" && message.role != "assistant") {
-      throw UserError(at + ": role '" + message.role +
-                      "' is unknown (known: system, user, assistant)");
+    case JsonlForm::kMessages:
+    case JsonlForm::kShareGpt: {
+      Record record;
+      for (auto& t : r.turns) record.messages.push_back({t.role, t.content});
+      size_t last = 0;
+      for (size_t i = 0; i < record.messages.size(); ++i) {
+        if (record.messages[i].role == "assistant") last = i;
+      }
+      for (size_t i = 0; i < last; ++i) record.prompt += render_turn(record.messages[i]);
+      record.prompt += "assistant: ";
+      record.response = record.messages[last].content;
+      return record;
     }
-    record.messages.push_back(std::move(message));
-  }
-  size_t last = record.messages.size();
-  for (size_t i = 0; i < record.messages.size(); ++i) {
-    if (record.messages[i].role == "assistant") last = i;
-  }
-  if (last == record.messages.size()) throw UserError(where + ": \"messages\" has no assistant turn");
-  for (size_t i = 0; i < last; ++i) record.prompt += render_turn(record.messages[i]);
-  record.prompt += "assistant: ";
-  record.response = record.messages[last].content;
-  return record;
-}
-
-Record parse_record(const std::string& line, const std::string& where) {
-  json object;
-  try {
-    object = json::parse(line);
-  } catch (const json::parse_error& e) {
-    throw UserError(where + ": invalid JSON: " + clean_parse_error(e.what()));
-  }
-  if (!object.is_object()) {
-    throw UserError(where + ": expected a JSON object, got " + std::string(object.type_name()));
-  }
-  if (object.contains("messages")) {
-    if (object.size() != 1) {
-      throw UserError(where + ": object mixes \"messages\" with other keys; use one form");
+    case JsonlForm::kTokens: {
+      Record record;
+      record.input_ids = std::move(r.input_ids);
+      record.labels = std::move(r.labels);
+      record.where = where;
+      return record;
     }
-    return parse_messages(object.at("messages"), where);
   }
-  const bool has_text = object.contains("text");
-  const bool has_prompt = object.contains("prompt") || object.contains("response");
-  const bool has_alpaca = object.contains("instruction") || object.contains("output");
-  const int forms = int(has_text) + int(has_prompt) + int(has_alpaca);
-  if (forms == 0) {
-    throw UserError(where + ": object has none of the keys text, prompt/response, instruction/output");
-  }
-  // A line carrying two forms is ambiguous about what to train on; refuse rather than guess.
-  if (forms > 1) {
-    throw UserError(where +
-                    ": object mixes the forms text, prompt/response, instruction/output; use one");
-  }
-  if (has_text) return Record{"", get_string(object, "text", where)};
-  if (has_prompt) {
-    if (!object.contains("prompt")) throw UserError(where + ": object has \"response\" but no \"prompt\"");
-    if (!object.contains("response")) throw UserError(where + ": object has \"prompt\" but no \"response\"");
-    return Record{get_string(object, "prompt", where), get_string(object, "response", where)};
-  }
-  if (!object.contains("instruction")) {
-    throw UserError(where + ": object has \"output\" but no \"instruction\"");
-  }
-  if (!object.contains("output")) {
-    throw UserError(where + ": object has \"instruction\" but no \"output\"");
-  }
-  std::string prompt = get_string(object, "instruction", where);
-  if (object.contains("input")) {
-    const std::string input = get_string(object, "input", where);
-    if (!input.empty()) prompt += "\n" + input;
-  }
-  prompt += "\n";
-  return Record{std::move(prompt), get_string(object, "output", where)};
+  throw UserError(where + ": unknown record form");
 }
 
 }  // namespace
 
 std::vector<Record> read_jsonl(const std::string& path) {
-  // An ifstream "opens" a directory on Linux and then reads nothing, which would surface as the
-  // misleading "no records"; check for it up front.
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) throw UserError(path + ": cannot open (a directory)");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UserError(path + ": cannot open");
+  JsonlLineReader reader(path);
   std::vector<Record> records;
   std::string line;
   int64_t line_no = 0;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (is_blank(line)) continue;
-    records.push_back(parse_record(line, path + ":" + std::to_string(line_no)));
+  while (reader.next(line, line_no)) {
+    if (is_blank_line(line)) continue;
+    const std::string where = path + ":" + std::to_string(line_no);
+    records.push_back(to_record(parse_jsonl_line(line, where), where));
+    records.back().where = where;
   }
-  // getline ends the loop at EOF or on an I/O error; only the latter sets badbit.
-  if (in.bad()) throw UserError(path + ": read error after line " + std::to_string(line_no));
   if (records.empty()) throw UserError(path + ": no records");
   return records;
 }
@@ -150,22 +75,27 @@ Example tokenize_messages(const Record& record, const core::Tokenizer& tokenizer
                           bool train_on_prompt) {
   Example example;
   auto add = [&](const std::string& text, bool trained) {
-    for (int64_t id : tokenizer.encode(text)) {
+    for (int64_t id : encode_plain(tokenizer, text)) {
       example.tokens.push_back(id);
       example.labels.push_back(trained || train_on_prompt ? id : kIgnoreIndex);
     }
   };
-  example.tokens.push_back(tokenizer.bos_id());
-  example.labels.push_back(kIgnoreIndex);
+  // A tokenizer without BOS or EOS (Qwen has no BOS; none has neither) adds nothing there (-1).
+  if (tokenizer.bos_id() >= 0) {
+    example.tokens.push_back(tokenizer.bos_id());
+    example.labels.push_back(kIgnoreIndex);
+  }
   for (const auto& m : record.messages) {
     const bool assistant = m.role == "assistant";
     add(m.role + ": ", false);
     add(m.content + "\n", assistant);
   }
   const bool ends_with_assistant = record.messages.back().role == "assistant";
-  example.tokens.push_back(tokenizer.eos_id());
-  example.labels.push_back(ends_with_assistant || train_on_prompt ? tokenizer.eos_id()
-                                                                  : kIgnoreIndex);
+  if (tokenizer.eos_id() >= 0) {
+    example.tokens.push_back(tokenizer.eos_id());
+    example.labels.push_back(ends_with_assistant || train_on_prompt ? tokenizer.eos_id()
+                                                                    : kIgnoreIndex);
+  }
   if (static_cast<int64_t>(example.tokens.size()) > max_len) {
     example.tokens.resize(static_cast<size_t>(max_len));
     example.labels.resize(static_cast<size_t>(max_len));
@@ -174,28 +104,66 @@ Example tokenize_messages(const Record& record, const core::Tokenizer& tokenizer
 }
 }  // namespace
 
+namespace {
+// The turns a chat template renders for a supervised record; empty for text records.
+std::vector<ChatTurn> chat_turns(const Record& record) {
+  std::vector<ChatTurn> turns;
+  if (!record.messages.empty()) {
+    for (const auto& m : record.messages) turns.push_back({m.role, m.content});
+  } else if (record.alpaca) {
+    turns.push_back({"user", record.instruction, record.input});
+    turns.push_back({"assistant", record.response});
+  } else if (!record.prompt.empty()) {
+    turns.push_back({"user", record.prompt});
+    turns.push_back({"assistant", record.response});
+  }
+  return turns;
+}
+}  // namespace
+
 Example tokenize(const Record& record, const core::Tokenizer& tokenizer, int64_t max_len,
-                 bool train_on_prompt) {
+                 bool train_on_prompt, const ChatTemplate* chat) {
   require(max_len >= 2, "tokenize: max_len must be at least 2 (BOS and one token), got " +
                             std::to_string(max_len));
+  if (!record.input_ids.empty()) {
+    // Pre-tokenized: the ids as given (no BOS/EOS added), the loss where labels say.
+    Example example{record.input_ids, record.labels.empty() ? record.input_ids : record.labels};
+    if (static_cast<int64_t>(example.tokens.size()) > max_len) {
+      example.tokens.resize(static_cast<size_t>(max_len));
+      example.labels.resize(static_cast<size_t>(max_len));
+    }
+    return example;
+  }
+  if (chat != nullptr) {
+    if (const auto turns = chat_turns(record); !turns.empty()) {
+      Example example = chat->encode(turns, train_on_prompt, record.where);
+      if (static_cast<int64_t>(example.tokens.size()) > max_len) {
+        example.tokens.resize(static_cast<size_t>(max_len));
+        example.labels.resize(static_cast<size_t>(max_len));
+      }
+      return example;
+    }
+  }
   if (!record.messages.empty()) return tokenize_messages(record, tokenizer, max_len, train_on_prompt);
-  const std::vector<int64_t> prompt = tokenizer.encode(record.prompt);
-  const std::vector<int64_t> response = tokenizer.encode(record.response);
+  // Special-token parsing off: text in the data cannot inject control tokens ("<|im_end|>").
+  const std::vector<int64_t> prompt = encode_plain(tokenizer, record.prompt);
+  const std::vector<int64_t> response = encode_plain(tokenizer, record.response);
 
   Example example;
   std::vector<int64_t>& tokens = example.tokens;
   tokens.reserve(prompt.size() + response.size() + 2);
-  tokens.push_back(tokenizer.bos_id());
+  const bool bos = tokenizer.bos_id() >= 0;  // -1: the tokenizer has none (Qwen)
+  if (bos) tokens.push_back(tokenizer.bos_id());
   tokens.insert(tokens.end(), prompt.begin(), prompt.end());
   tokens.insert(tokens.end(), response.begin(), response.end());
-  tokens.push_back(tokenizer.eos_id());
+  if (tokenizer.eos_id() >= 0) tokens.push_back(tokenizer.eos_id());
   // Truncation keeps the start: the prompt conditions the response, so cutting the tail (and the
   // EOS with it) loses less than cutting the head would.
   if (static_cast<int64_t>(tokens.size()) > max_len) tokens.resize(static_cast<size_t>(max_len));
 
   example.labels = tokens;
   // BOS is never a prediction target; prompt tokens are context only unless asked otherwise.
-  const size_t masked = train_on_prompt ? 1 : 1 + prompt.size();
+  const size_t masked = (bos ? 1 : 0) + (train_on_prompt ? 0 : prompt.size());
   for (size_t i = 0; i < masked && i < example.labels.size(); ++i) {
     example.labels[i] = kIgnoreIndex;
   }
@@ -203,12 +171,12 @@ Example tokenize(const Record& record, const core::Tokenizer& tokenizer, int64_t
 }
 
 std::vector<Example> tokenize_all(const std::vector<Record>& records,
-                                  const core::Tokenizer& tokenizer,
-                                  int64_t max_len, bool train_on_prompt) {
+                                  const core::Tokenizer& tokenizer, int64_t max_len,
+                                  bool train_on_prompt, const ChatTemplate* chat) {
   std::vector<Example> examples;
   examples.reserve(records.size());
   for (const Record& record : records) {
-    examples.push_back(tokenize(record, tokenizer, max_len, train_on_prompt));
+    examples.push_back(tokenize(record, tokenizer, max_len, train_on_prompt, chat));
   }
   return examples;
 }

@@ -26,15 +26,31 @@ struct Record {
   // the last turn is the assistant's. prompt/response then hold the text before and the content
   // of the last assistant turn (what generation is asked to reproduce).
   std::vector<Message> messages = {};  // "= {}": Record{prompt, response} needs no third field
+  // Pre-tokenized records (JSONL {"input_ids": [...], "labels": [...]}): the ids as given, no
+  // BOS/EOS added; labels empty = every token trained. `where` ("FILE:LINE") names the record in
+  // errors (ids checked against the model's vocabulary by load_datasets).
+  std::vector<int64_t> input_ids = {};
+  std::vector<int64_t> labels = {};
+  std::string where = {};  // "FILE:LINE" of a JSONL record ("" for other sources)
+  // Alpaca records keep their parts for chat templates (the alpaca template renders `input` as
+  // its own section); prompt holds them joined as above.
+  bool alpaca = false;
+  std::string instruction = {};
+  std::string input = {};
 };
 
-// Reads JSONL where each non-blank line is one object of one of these forms:
+class ChatTemplate;  // io/chat_template.h
+
+// Reads JSONL (io/jsonl.h, untrusted input) where each non-blank line is one object of one of
+// these forms:
 //   {"text": "..."}                                   -> Record{"", text}
 //   {"prompt": "...", "response": "..."}              -> Record{prompt, response}
 //   {"instruction": "...", "input": "...", "output": "..."} (Alpaca; input optional)
 //        -> Record{instruction + ("\n" + input if non-empty) + "\n", output}
 //   {"messages": [{"role": "system"|"user"|"assistant", "content": "..."}, ...]}
 //        -> multi-turn Record (at least one assistant turn)
+//   {"conversations": [{"from": "human"|"gpt"|..., "value": "..."}, ...]} (ShareGPT) -> the same
+//   {"input_ids": [...], "labels": [...]}             -> pre-tokenized Record (labels optional)
 // Throws UserError "FILE:LINE: reason" for a malformed line, "FILE: cannot open" when unreadable,
 // and "FILE: no records" for an empty dataset.
 std::vector<Record> read_jsonl(const std::string& path);
@@ -46,11 +62,14 @@ std::vector<Record> read_jsonl(const std::string& path);
 using core::Example;
 using core::kIgnoreIndex;
 
+// With a chat template ([data] chat_template), supervised records (prompt/response, Alpaca,
+// messages, ShareGPT) are rendered by it instead (loss on assistant turns, io/chat_template.h);
+// text and pre-tokenized records are not affected.
 Example tokenize(const Record& record, const core::Tokenizer& tokenizer, int64_t max_len,
-                 bool train_on_prompt);
+                 bool train_on_prompt, const ChatTemplate* chat = nullptr);
 
 std::vector<Example> tokenize_all(const std::vector<Record>& records,
-                                  const core::Tokenizer& tokenizer,
-                                  int64_t max_len, bool train_on_prompt);
+                                  const core::Tokenizer& tokenizer, int64_t max_len,
+                                  bool train_on_prompt, const ChatTemplate* chat = nullptr);
 
 }  // namespace shardtune::io

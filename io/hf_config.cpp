@@ -11,6 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "base/errors.h"
+#include "base/json.h"
+#include "base/strings.h"
 
 namespace shardtune::io {
 
@@ -30,13 +32,7 @@ constexpr Architecture kArchitectures[] = {{"llama", "LlamaForCausalLM"},
                                            {"gpt2", "GPT2LMHeadModel"}};
 constexpr int64_t kMaxDim = int64_t{1} << 31;  // keeps products of two dims inside int64
 
-std::string printable(const std::string& s, size_t max = 80) {
-  std::string out;
-  for (unsigned char c : s.substr(0, max))
-    out += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
-  if (s.size() > max) out += "...";
-  return out;
-}
+using base::printable;
 
 std::string dumped(const json& j) { return printable(j.dump(), 80); }
 
@@ -95,26 +91,7 @@ class Fields {
 };
 
 json parse_strict(const std::string& text, const std::string& source) {
-  // Duplicate keys would make the file mean two things; nlohmann keeps the last silently.
-  std::vector<std::set<std::string>> keys;
-  std::string duplicate;
-  auto callback = [&](int, json::parse_event_t event, json& parsed) {
-    if (event == json::parse_event_t::object_start) keys.emplace_back();
-    if (event == json::parse_event_t::object_end) keys.pop_back();
-    if (event == json::parse_event_t::key &&
-        !keys.back().insert(parsed.get<std::string>()).second && duplicate.empty()) {
-      duplicate = parsed.get<std::string>();
-    }
-    return true;
-  };
-  json j;
-  try {
-    j = json::parse(text, callback);
-  } catch (const json::exception& e) {
-    throw UserError(source + ": not valid JSON: " + printable(e.what(), 200));
-  }
-  if (!duplicate.empty())
-    throw UserError(source + ": key '" + printable(duplicate) + "' appears twice");
+  json j = base::parse_json_strict(text, source);
   if (!j.is_object()) throw UserError(source + ": not a JSON object");
   return j;
 }
@@ -432,50 +409,6 @@ std::string hf_config_json(const core::ModelConfig& c, const std::string& model_
     if (type == "mistral") j["sliding_window"] = nullptr;
   }
   return j.dump(2) + "\n";
-}
-
-std::vector<std::string> hf_parameter_names(const core::ModelConfig& c) {
-  std::vector<std::string> names;
-  const auto layer = [](const char* prefix, int64_t i, const char* rest) {
-    return std::string(prefix) + std::to_string(i) + "." + rest;
-  };
-  if (c.family == "gpt2") {
-    names = {"transformer.wte.weight", "transformer.wpe.weight", "transformer.ln_f.weight",
-             "transformer.ln_f.bias"};
-    for (int64_t i = 0; i < c.num_layers; ++i) {
-      for (const char* m :
-           {"ln_1", "attn.c_attn", "attn.c_proj", "ln_2", "mlp.c_fc", "mlp.c_proj"}) {
-        names.push_back(layer("transformer.h.", i, m) + ".weight");
-        names.push_back(layer("transformer.h.", i, m) + ".bias");
-      }
-    }
-  } else {
-    names = {"model.embed_tokens.weight", "model.norm.weight"};
-    if (!c.tie_word_embeddings) names.push_back("lm_head.weight");
-    for (int64_t i = 0; i < c.num_layers; ++i) {
-      for (const char* m : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"}) {
-        names.push_back(layer("model.layers.", i, m) + ".weight");
-        if (c.attention_bias) names.push_back(layer("model.layers.", i, m) + ".bias");
-      }
-      for (const char* m : {"self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj",
-                            "input_layernorm", "post_attention_layernorm"}) {
-        names.push_back(layer("model.layers.", i, m) + ".weight");
-      }
-    }
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-bool is_conv1d_weight(const core::ModelConfig& c, const std::string& name) {
-  if (c.family != "gpt2") return false;
-  for (const char* suffix :
-       {".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight", ".mlp.c_proj.weight"}) {
-    const std::string s(suffix);
-    if (name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0)
-      return true;
-  }
-  return false;
 }
 
 }  // namespace shardtune::io

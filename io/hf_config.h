@@ -33,9 +33,23 @@
 #include <string>
 #include <vector>
 
+#include "base/fields.h"
 #include "core/model_config.h"
 
 namespace shardtune::io {
+
+// [model] from_hf: the model's architecture from DIR/config.json (replacing the other [model]
+// architecture fields, which may only repeat its values) and its weights from DIR's safetensors,
+// loaded after the model is built (launch/weights.h). Visited in the [model] section.
+struct ModelSource : base::FieldList<ModelSource> {
+  std::string from_hf;
+
+  template <typename Self, typename V>
+  static void visit(Self& c, V& v) {
+    v("from_hf", c.from_hf,
+      "Hugging Face model folder (config.json + safetensors): architecture and weights from it");
+  }
+};
 
 struct HfModelConfig {
   std::string architecture;  // "LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM",

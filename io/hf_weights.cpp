@@ -4,12 +4,16 @@
 #include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <cstdio>
+#include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
 
+#include "base/errors.h"
+#include "base/hash.h"
 #include "core/shard.h"
 #include "io/hf_config.h"
-#include "base/errors.h"
 
 namespace shardtune::io {
 
@@ -227,6 +231,47 @@ HfLoadReport load_hf_weights(core::CausalLMImpl& model, const st::Folder& folder
   return report;
 }
 
+std::string hf_folder_digest(const std::string& dir) {
+  const auto folder = st::Folder::open(dir);
+  std::vector<std::string> paths = {(fs::path(dir) / "config.json").string()};
+  const auto index = fs::path(dir) / "model.safetensors.index.json";
+  if (fs::exists(index)) paths.push_back(index.string());
+  for (const auto& f : folder.files()) paths.push_back(f->path());
+  // Identity of the files as they are now: the same key gives the remembered digest.
+  std::string key = fs::absolute(dir).lexically_normal().string();
+  std::error_code ec;
+  for (const auto& p : paths) {
+    const auto size = fs::file_size(p, ec);
+    require(!ec, dir + ": cannot read " + p);
+    const auto time = fs::last_write_time(p, ec).time_since_epoch().count();
+    key += "|" + p + ":" + std::to_string(size) + ":" + std::to_string(time);
+  }
+  static std::mutex mutex;
+  static std::map<std::string, std::string> remembered;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (auto it = remembered.find(key); it != remembered.end()) return it->second;
+  uint64_t h = base::kShardTuneFnvBasis;
+  std::vector<char> buffer(8u << 20);
+  for (const auto& p : paths) {
+    std::ifstream in(p, std::ios::binary);
+    require(static_cast<bool>(in), dir + ": cannot read " + p);
+    const std::string name = fs::path(p).filename().string();
+    h = base::fnv1a64(name, h);
+    while (in) {
+      in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+      const auto n = static_cast<size_t>(in.gcount());
+      if (n == 0) break;
+      const uint64_t chunk = base::fnv1a64x4(buffer.data(), n);
+      h = base::fnv1a64(&chunk, sizeof chunk, h);
+    }
+    require(in.eof(), dir + ": read error in " + p);
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  remembered[key] = hex;
+  return hex;
+}
+
 std::shared_ptr<core::CausalLMImpl> load_hf_model(const std::string& dir, parallel::TpGroup tp,
                                                   HfLoadReport* report) {
   const auto hf = read_hf_config(dir);
@@ -313,6 +358,51 @@ std::vector<std::string> export_hf(core::CausalLMImpl& model, const std::string&
     }
   }
   return files;
+}
+
+// The parameter names of hf_config.h, beside the loader and exporter that use them.
+std::vector<std::string> hf_parameter_names(const core::ModelConfig& c) {
+  std::vector<std::string> names;
+  const auto layer = [](const char* prefix, int64_t i, const char* rest) {
+    return std::string(prefix) + std::to_string(i) + "." + rest;
+  };
+  if (c.family == "gpt2") {
+    names = {"transformer.wte.weight", "transformer.wpe.weight", "transformer.ln_f.weight",
+             "transformer.ln_f.bias"};
+    for (int64_t i = 0; i < c.num_layers; ++i) {
+      for (const char* m :
+           {"ln_1", "attn.c_attn", "attn.c_proj", "ln_2", "mlp.c_fc", "mlp.c_proj"}) {
+        names.push_back(layer("transformer.h.", i, m) + ".weight");
+        names.push_back(layer("transformer.h.", i, m) + ".bias");
+      }
+    }
+  } else {
+    names = {"model.embed_tokens.weight", "model.norm.weight"};
+    if (!c.tie_word_embeddings) names.push_back("lm_head.weight");
+    for (int64_t i = 0; i < c.num_layers; ++i) {
+      for (const char* m : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"}) {
+        names.push_back(layer("model.layers.", i, m) + ".weight");
+        if (c.attention_bias) names.push_back(layer("model.layers.", i, m) + ".bias");
+      }
+      for (const char* m : {"self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj",
+                            "input_layernorm", "post_attention_layernorm"}) {
+        names.push_back(layer("model.layers.", i, m) + ".weight");
+      }
+    }
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+bool is_conv1d_weight(const core::ModelConfig& c, const std::string& name) {
+  if (c.family != "gpt2") return false;
+  for (const char* suffix :
+       {".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight", ".mlp.c_proj.weight"}) {
+    const std::string s(suffix);
+    if (name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0)
+      return true;
+  }
+  return false;
 }
 
 }  // namespace shardtune::io

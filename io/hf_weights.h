@@ -60,6 +60,13 @@ struct HfExportOptions {
   std::string tokenizer_dir;  // folder to copy tokenizer files from
 };
 
+// A digest of the model a folder holds: FNV-1a (base/hash.h fnv1a64x4) over config.json and the
+// whole content of every weight file (one file or the index and its shards), as hex. Checkpoints
+// of a [model] from_hf run record it ("hf:DIR digest:HEX", io/checkpoint/schema.h) so that a
+// resumed or evaluated run refuses a folder whose weights changed since. Reads every byte once per
+// process (remembered per path and file sizes/times for later calls). UserError naming the folder.
+std::string hf_folder_digest(const std::string& dir);
+
 // Tokenizer and generation files copied by export_hf when present.
 const std::vector<std::string>& hf_tokenizer_files();
 

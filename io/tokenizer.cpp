@@ -1,7 +1,10 @@
 // Tokenizers: the byte-level tokenizer and the factory that maps a config name to one.
 #include "io/tokenizer.h"
 
+#include <filesystem>
+
 #include "base/errors.h"
+#include "io/tokenizers/loader.h"
 
 namespace shardtune::io {
 
@@ -25,9 +28,39 @@ std::string ByteTokenizer::decode(const std::vector<int64_t>& ids) const {
   return text;
 }
 
+std::vector<int64_t> NoTokenizer::encode(std::string_view text) const {
+  throw UserError("[data] tokenizer = none reads pre-tokenized records ({\"input_ids\": [...]}) "
+                  "only, but text was to be encoded; set [data] tokenizer to a tokenizer file or "
+                  "model folder");
+}
+
+std::string NoTokenizer::decode(const std::vector<int64_t>& ids) const {
+  throw UserError("[data] tokenizer = none cannot decode ids to text; set [data] tokenizer");
+}
+
 std::unique_ptr<core::Tokenizer> make_tokenizer(const std::string& name, const std::string& field) {
   if (name == "byte") return std::make_unique<ByteTokenizer>();
-  throw UserError(field + ": unknown tokenizer '" + name + "' (known: byte)");
+  if (name == "none") return std::make_unique<NoTokenizer>();
+  require(!name.empty(), field + " is empty (byte, none, or a tokenizer file or model folder)");
+  require(std::filesystem::exists(name),
+          field + " = " + name + ": no such file or folder (byte, none, or a tokenizer path)");
+  std::unique_ptr<tokenizers::TextTokenizer> tokenizer;
+  try {
+    tokenizer = tokenizers::load_tokenizer(name);
+  } catch (const UserError& e) {
+    throw UserError(field + ": " + e.what());
+  }
+  // Batches are padded with pad_id(); the loader falls back to EOS when no pad is named.
+  require(tokenizer->pad_id() >= 0,
+          field + " = " + name + ": the tokenizer names neither a pad nor an EOS token (add a "
+                                 "tokenizer_config.json with eos_token beside it)");
+  return tokenizer;
+}
+
+std::string tokenizer_folder(const std::string& name) {
+  if (name == "byte" || name == "none" || name.empty()) return "";
+  const std::filesystem::path p(name);
+  return std::filesystem::is_directory(p) ? p.string() : p.parent_path().string();
 }
 
 }  // namespace shardtune::io

@@ -4,7 +4,10 @@
 // each file whole and walks it with string_views and from_chars: no regex, no per-line streams.
 #include "io/wordnet.h"
 
+#include <algorithm>
 #include <charconv>
+#include <iterator>
+#include <utility>
 #include <filesystem>
 #include <fstream>
 #include <string_view>
@@ -15,6 +18,22 @@
 
 namespace shardtune::io {
 namespace {
+
+// lexnames(5): the lexicographer files, by number.
+constexpr int kMaxLexFilenum = 44;
+const char* const kLexnames[kMaxLexFilenum + 1] = {
+    "adj.all",          "adj.pert",         "adv.all",           "noun.Tops",
+    "noun.act",         "noun.animal",      "noun.artifact",     "noun.attribute",
+    "noun.body",        "noun.cognition",   "noun.communication", "noun.event",
+    "noun.feeling",     "noun.food",        "noun.group",        "noun.location",
+    "noun.motive",      "noun.object",      "noun.person",       "noun.phenomenon",
+    "noun.plant",       "noun.possession",  "noun.process",      "noun.quantity",
+    "noun.relation",    "noun.shape",       "noun.state",        "noun.substance",
+    "noun.time",        "verb.body",        "verb.change",       "verb.cognition",
+    "verb.communication", "verb.competition", "verb.consumption", "verb.contact",
+    "verb.creation",    "verb.emotion",     "verb.motion",       "verb.perception",
+    "verb.possession",  "verb.social",      "verb.stative",      "verb.weather",
+    "adj.ppl"};
 
 struct DataFile {
   const char* name;
@@ -97,7 +116,12 @@ Synset parse_synset(std::string_view line, const DataFile& file, const std::stri
   if (offset.size() != 8 || !parse_number(offset, 10, synset.offset)) {
     throw UserError(where + ": bad synset offset '" + std::string(offset) + "'");
   }
-  field(1, "the lexicographer file number");
+  const std::string_view lex_filenum = field(1, "the lexicographer file number");
+  if (lex_filenum.size() != 2 || !parse_number(lex_filenum, 10, synset.lex_filenum) ||
+      synset.lex_filenum > kMaxLexFilenum) {
+    throw UserError(where + ": bad lexicographer file number '" + std::string(lex_filenum) +
+                    "' (two digits, 00..44)");
+  }
   const std::string_view ss_type = field(2, "the synset type");
   if (ss_type.size() != 1 || file.ss_types.find(ss_type[0]) == std::string_view::npos) {
     throw UserError(where + ": synset type '" + std::string(ss_type) + "' does not belong in " +
@@ -183,15 +207,28 @@ std::vector<Synset> read_wordnet(const std::string& dir) {
   return synsets;
 }
 
-Split synset_split(const Synset& synset, int eval_percent) {
-  check_eval_percent(eval_percent);
+const std::string& lexname(int lex_filenum) {
+  static const std::vector<std::string> names(std::begin(kLexnames), std::end(kLexnames));
+  require(lex_filenum >= 0 && lex_filenum <= kMaxLexFilenum,
+          "wordnet: lexicographer file number " + std::to_string(lex_filenum) +
+              " is outside 0..44");
+  return names[static_cast<size_t>(lex_filenum)];
+}
+
+namespace {
+uint64_t synset_hash(const Synset& synset) {
   // The key is spelled out byte by byte (not via snprintf/locale) so it is identical everywhere.
   char key[9];
   key[0] = synset.pos;
   uint64_t offset = synset.offset;
   for (int d = 8; d >= 1; --d, offset /= 10) key[d] = static_cast<char>('0' + offset % 10);
-  const uint64_t hash = base::fnv1a64(key, sizeof(key), base::kFnv1a64OffsetBasis);
-  return static_cast<int>(hash % 100) < eval_percent ? Split::kEval : Split::kTrain;
+  return base::fnv1a64(key, sizeof(key), base::kFnv1a64OffsetBasis);
+}
+}  // namespace
+
+Split synset_split(const Synset& synset, int eval_percent) {
+  check_eval_percent(eval_percent);
+  return static_cast<int>(synset_hash(synset) % 100) < eval_percent ? Split::kEval : Split::kTrain;
 }
 
 std::vector<Record> wordnet_records(const std::vector<Synset>& synsets, WordNetTask task,
@@ -199,16 +236,26 @@ std::vector<Record> wordnet_records(const std::vector<Synset>& synsets, WordNetT
   check_eval_percent(eval_percent);
   std::vector<Record> records;
   records.reserve(synsets.size());
+  std::vector<std::pair<uint64_t, size_t>> order;  // kLexname: (hash, index in records)
   for (const Synset& synset : synsets) {
     if (synset.words.empty() || synset_split(synset, eval_percent) != split) continue;
     const std::string& word = synset.words.front();
     if (task == WordNetTask::kGlosses) {
       records.push_back(Record{"", word + ": " + synset.definition});
-    } else {
+    } else if (task == WordNetTask::kDefine) {
       records.push_back(Record{"define: " + word + "\n", synset.definition});
+    } else {
+      order.emplace_back(synset_hash(synset), records.size());
+      records.push_back(Record{word + ": " + synset.definition + "\ncategory: ",
+                               lexname(synset.lex_filenum)});
     }
   }
-  return records;
+  if (task != WordNetTask::kLexname) return records;
+  std::sort(order.begin(), order.end());  // ties (none in WordNet 3.0) keep file order
+  std::vector<Record> shuffled;
+  shuffled.reserve(records.size());
+  for (const auto& entry : order) shuffled.push_back(std::move(records[entry.second]));
+  return shuffled;
 }
 
 }  // namespace shardtune::io

@@ -15,6 +15,7 @@ inline constexpr const char* kDefaultWordNetDir = "/usr/share/wordnet";
 struct Synset {
   uint64_t offset = 0;               // byte offset in its data file (the synset id)
   char pos = 'n';                    // n, v, a, s, r
+  int lex_filenum = 0;               // lexicographer file, 0..44 (lexname() gives its name)
   std::vector<std::string> words;    // lemmas, underscores turned into spaces
   std::string definition;            // gloss text before the first example / ';' "quote"
   std::string gloss;                 // whole gloss after '|'
@@ -24,7 +25,11 @@ struct Synset {
 // Throws UserError naming the file (and line) when a file is missing or malformed.
 std::vector<Synset> read_wordnet(const std::string& dir);
 
-enum class WordNetTask { kGlosses, kDefine };
+// The name of lexicographer file `lex_filenum` (wndb(5), lexnames(5)): "noun.artifact",
+// "verb.motion", "adj.all", ...; UserError outside 0..44.
+const std::string& lexname(int lex_filenum);
+
+enum class WordNetTask { kGlosses, kDefine, kLexname };
 enum class Split { kTrain, kEval };
 
 // Which side of the split a synset falls on: FNV-1a 64 of its pos character followed by its
@@ -37,7 +42,12 @@ Split synset_split(const Synset& synset, int eval_percent);
 // *both* tasks, so fine-tuning is evaluated on words whose glosses were never seen in pretraining.
 //   kGlosses: Record{"", "WORD: definition"} per synset
 //   kDefine:  Record{"define: WORD\n", definition} for the synset's first lemma
-// Records keep the order of `synsets` (read_wordnet: noun, verb, adj, adv; file order within).
+//   kLexname: Record{"WORD: definition\ncategory: ", lexname} (a 45-way classification of the
+//             synset's lexicographer category from its gloss)
+// Records keep the order of `synsets` (read_wordnet: noun, verb, adj, adv; file order within),
+// except kLexname's: the data files group synsets by lexicographer file, so a prefix of that order
+// (max_eval_samples) would hold two or three categories; kLexname records are ordered by the
+// split's hash instead (a fixed pseudo-random order, any prefix a fair sample).
 std::vector<Record> wordnet_records(const std::vector<Synset>& synsets, WordNetTask task,
                                     Split split, int eval_percent);
 

@@ -14,6 +14,7 @@
 #include "base/errors.h"
 #include "launch/agree.h"
 #include "launch/bootstrap.h"
+#include "launch/cli_reference.h"
 #include "launch/commands.h"
 #include "launch/config.h"
 #include "launch/signals.h"
@@ -73,9 +74,13 @@ class Run {
       return rc;
     }
     announce();
-    if (command_.needs_checkpoint && config_.checkpoint.init_from.empty()) {
+    // A Hugging Face folder is a trained model too: it serves when no checkpoint is named.
+    if (command_.needs_checkpoint && config_.checkpoint.init_from.empty() &&
+        config_.model_source.from_hf.empty()) {
       if (mpi_->rank() == 0) {
-        std::fprintf(stderr, "shardtune: error: %s needs [checkpoint] init_from=FILE|DIR\n",
+        std::fprintf(stderr,
+                     "shardtune: error: %s needs [checkpoint] init_from=FILE|DIR (or [model] "
+                     "from_hf=DIR)\n",
                      command_.name);
       }
       return kUserErrorExitCode;
@@ -146,6 +151,11 @@ int run_cli(int argc, char** argv, const TestHooks& hooks) {
       !std::strcmp(argv[1], "help")) {
     std::fputs(usage().c_str(), argc < 2 ? stderr : stdout);
     return argc < 2 ? kUserErrorExitCode : 0;
+  }
+  // Hidden: docs/cli.md is this output (tests/docs.cmake checks that it is current).
+  if (!std::strcmp(argv[1], "--help-markdown")) {
+    std::fputs(cli_reference_markdown().c_str(), stdout);
+    return 0;
   }
   const Command* command = find_command(argv[1]);
   if (!command) {

@@ -90,9 +90,9 @@ int run_tokenize(const std::vector<std::string>& args) {
   }
   try {
     const Options o = parse(args);
-    std::unique_ptr<io::Tokenizer> byte;
+    std::unique_ptr<core::Tokenizer> byte;
     std::unique_ptr<io::tokenizers::TextTokenizer> text_tok;
-    const io::Tokenizer* tok = nullptr;
+    const core::Tokenizer* tok = nullptr;
     if (o.tokenizer == "byte") {
       byte = io::make_tokenizer("byte", "--tokenizer");
       tok = byte.get();

@@ -5,6 +5,7 @@
 #include "base/env.h"
 #include "launch/cmd_export.h"
 #include "launch/cmd_generate.h"
+#include "launch/cmd_score.h"
 #include "launch/cmd_tokenize.h"
 #include "launch/signals.h"
 
@@ -24,7 +25,7 @@ void run_eval(RunContext& c) {
 
 void run_generate(RunContext& c) { print_generations(c.trainer, c.root); }
 
-void run_export(RunContext& c) { export_merged(c.trainer, c.grid); }
+void run_export(RunContext& c) { run_export_command(c.trainer, c.grid); }
 
 }  // namespace
 
@@ -35,12 +36,17 @@ const std::vector<Command>& commands() {
       {"eval",
        "  eval      held-out loss and perplexity of a checkpoint ([checkpoint] init_from)\n",
        nullptr, run_eval, true, false},
+      {"score",
+       "  score     held-out loss, exact-match label accuracy and the majority-class baseline of\n"
+       "            a checkpoint ([checkpoint] init_from) on a supervised task\n",
+       nullptr, score, true, false},
       {"generate",
        "  generate  sample text from a checkpoint ([generate] prompt=..., from_eval=N)\n",
        nullptr, run_generate, true, false},
       {"export",
-       "  export    merge a run's strategy into the base weights and write the plain model to\n"
-       "            <[train] out_dir>/export ([checkpoint] init_from=the run's checkpoint)\n",
+       "  export    a run's model ([checkpoint] init_from=the run's checkpoint) as --format hdf5\n"
+       "            (strategy merged, default), hf (Hugging Face folder) or peft (lora/ptuning-v2\n"
+       "            adapter), into --out DIR (default <[train] out_dir>/export), --dtype fp32|bf16|fp16\n",
        nullptr, run_export, true, false},
       {"ckpt", "  ckpt inspect FILE|DIR   show a checkpoint's step, layout, strategy and tensors\n",
        cmd_ckpt, nullptr, false, false},

@@ -5,12 +5,14 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <type_traits>
 
 #include "base/errors.h"
 #include "base/hash.h"
 #include "base/strings.h"
+#include "launch/weights.h"
 
 namespace po = boost::program_options;
 
@@ -120,6 +122,7 @@ void Config::validate(int world) const {
               " (global_batch / data-parallel size)");
   data.validate();
   checkpoint.validate();
+  export_options.validate();
 }
 
 std::string Config::to_ini() const {
@@ -133,17 +136,28 @@ std::string Config::to_ini() const {
 uint64_t Config::hash() const { return base::fnv1a64(to_ini(), base::kFnv1a64OffsetBasis); }
 
 bool parse_config(const std::vector<std::string>& raw_args, Config& config, std::string& help) {
-  // --resume X / --resume=X is --checkpoint.resume=X.
+  // Short forms: --resume X / --resume=X is --checkpoint.resume=X; --format, --out and --dtype
+  // are [export]'s.
+  static const std::vector<std::pair<std::string, std::string>> kShort = {
+      {"resume", "checkpoint.resume"},
+      {"format", "export.format"},
+      {"out", "export.out"},
+      {"dtype", "export.dtype"}};
   std::vector<std::string> args;
   for (size_t i = 0; i < raw_args.size(); ++i) {
-    if (raw_args[i] == "--resume") {
-      require(i + 1 < raw_args.size(), "command line: --resume needs auto or a checkpoint path");
-      args.push_back("--checkpoint.resume=" + raw_args[++i]);
-    } else if (base::starts_with(raw_args[i], "--resume=")) {
-      args.push_back("--checkpoint.resume=" + raw_args[i].substr(9));
-    } else {
-      args.push_back(raw_args[i]);
+    bool replaced = false;
+    for (const auto& [name, full] : kShort) {
+      if (raw_args[i] == "--" + name) {
+        require(i + 1 < raw_args.size(), "command line: --" + name + " needs a value");
+        args.push_back("--" + full + "=" + raw_args[++i]);
+        replaced = true;
+      } else if (base::starts_with(raw_args[i], "--" + name + "=")) {
+        args.push_back("--" + full + "=" + raw_args[i].substr(name.size() + 3));
+        replaced = true;
+      }
+      if (replaced) break;
     }
+    if (!replaced) args.push_back(raw_args[i]);
   }
   OptionTable table;
   config.sections(table);
@@ -184,6 +198,13 @@ bool parse_config(const std::vector<std::string>& raw_args, Config& config, std:
   } catch (const po::error& e) {
     const std::string where = config_file.empty() ? "command line" : config_file;
     throw UserError(where + ": " + e.what());
+  }
+  if (!config.model_source.from_hf.empty()) {
+    std::set<std::string> explicit_keys;
+    for (const auto& [key, value] : vm) {
+      if (base::starts_with(key, "model.") && !value.defaulted()) explicit_keys.insert(key.substr(6));
+    }
+    config.model = model_config_from_hf(config.model_source.from_hf, config.model, explicit_keys);
   }
   return true;
 }

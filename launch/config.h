@@ -11,6 +11,10 @@
 //   [checkpoint] io::CheckpointOptions    io/checkpoint/options.h
 //   [parallel]   parallel::ParallelOptions parallel/options.h
 //   [generate]   GenerateConfig           launch/cmd_generate.h
+//   [export]     ExportOptions            launch/cmd_export.h
+//
+// [model] from_hf (io::ModelSource) replaces the [model] architecture with DIR/config.json's when
+// the configuration is parsed (launch/weights.h model_config_from_hf).
 //
 // A new option is one member and one fields() line in its component's struct. A section key
 // owned by another component (e.g. a [model] key read by io/) comes from that component's struct,
@@ -26,6 +30,8 @@
 #include "core/train_options.h"
 #include "io/checkpoint/options.h"
 #include "io/data.h"
+#include "io/hf_config.h"
+#include "launch/cmd_export.h"
 #include "launch/cmd_generate.h"
 #include "parallel/options.h"
 
@@ -34,6 +40,7 @@ namespace shardtune::launch {
 struct Config {
   std::string config_file;  // the --config file, if any (not an option itself)
   core::ModelConfig model;
+  io::ModelSource model_source;  // [model] from_hf
   core::TrainOptions train;
   io::DataOptions data;
   std::string strategy = "sft";
@@ -41,6 +48,7 @@ struct Config {
   io::CheckpointOptions checkpoint;
   parallel::ParallelOptions parallel;
   GenerateConfig generate;
+  ExportOptions export_options;
 
   // Every section in order. A visitor has section(name, title), operator()(key, member, doc) for
   // each option and free_options(section, map) for [strategy.<name>].
@@ -64,6 +72,7 @@ struct Config {
   static void visit(Self& c, V& v) {
     v.section("model", "[model] architecture");
     c.model.fields(v);
+    c.model_source.fields(v);
     v.section("train", "[train] optimisation");
     c.train.fields(v);
     v.section("data", "[data] input");
@@ -78,11 +87,15 @@ struct Config {
     c.parallel.fields(v);
     v.section("generate", "[generate] sampling (shardtune generate)");
     c.generate.fields(v);
+    v.section("export", "[export] shardtune export");
+    c.export_options.fields(v);
   }
 };
 
-// Parses `args` (everything after the subcommand): --config FILE, --section.key=value, and
-// --resume auto|PATH (short for --checkpoint.resume=...).
+// Parses `args` (everything after the subcommand): --config FILE, --section.key=value, and the
+// short forms --resume auto|PATH (--checkpoint.resume=...), --format F, --out DIR and --dtype D
+// (--export.format/out/dtype). With [model] from_hf set, [model] becomes DIR/config.json's
+// architecture (UserError when an explicitly set [model] key contradicts it).
 // Returns false and fills `help` when --help was asked for.
 bool parse_config(const std::vector<std::string>& args, Config& config, std::string& help);
 

@@ -8,6 +8,7 @@
 
 #include "base/errors.h"
 #include "core/shard.h"
+#include "launch/weights.h"
 #include "parallel/tp_ops.h"
 
 namespace fs = std::filesystem;
@@ -61,7 +62,10 @@ bool all_trainable(core::CausalLMImpl& model) {
 
 std::string base_model_reference(const Config& config, core::CausalLMImpl& model) {
   if (all_trainable(model)) return "";
-  if (config.checkpoint.init_from.empty()) return io::seed_base(config.train.seed);
+  if (config.checkpoint.init_from.empty()) {
+    return config.model_source.from_hf.empty() ? io::seed_base(config.train.seed)
+                                               : hf_base_reference(config.model_source.from_hf);
+  }
   const std::string file = io::resolve_checkpoint(config.checkpoint.init_from);
   return io::file_base(fs::absolute(file).lexically_normal().string(),
                        io::checkpoint_digest(file));
@@ -111,7 +115,7 @@ void load_training_checkpoint(const std::string& file, TrainingState& s) {
   const std::string base = base_model_reference(s.config, s.model);
   require(saved.base_model == base,
           file + ": base model differs: saved '" + saved.base_model + "', this run's '" + base +
-              "' ([checkpoint] init_from / [train] seed)");
+              "' ([checkpoint] init_from / [model] from_hf / [train] seed)");
   io::TrainingTensors t = trainable_tensors(s);
   core::OptimizerState state;
   state.step = saved.optimizer_step;

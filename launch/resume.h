@@ -33,7 +33,8 @@ struct TrainingState {
 };
 
 // The base-model reference a checkpoint of this run records: "" when every parameter is trainable
-// (the file is self-contained), the seeded initialisation, or the init_from file with its digest.
+// (the file is self-contained), the seeded initialisation, the init_from file with its digest, or
+// the [model] from_hf folder with its digest.
 std::string base_model_reference(const Config& config, core::CausalLMImpl& model);
 
 // Collective over the world: writes the checkpoint of the current step; returns its path.

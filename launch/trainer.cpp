@@ -64,6 +64,8 @@ Trainer::Trainer(Config config, parallel::RankGrid& grid, TestHooks hooks)
   model_ = core::build_model(c.model, c.train.seed, parallel::TpGroup{grid_.tp_ptr()});
   if (!c.checkpoint.init_from.empty()) {
     load_base_weights(c.checkpoint.init_from, *model_, c.train.seed);
+  } else if (!c.model_source.from_hf.empty()) {
+    load_hf_base(c.model_source.from_hf, *model_);
   }
   strategy_ = strategies::make_strategy(c.strategy, c.strategy_options);
   strategy_->set_seed(c.train.seed);

@@ -1,11 +1,18 @@
 #include "launch/weights.h"
 
+#include <spdlog/spdlog.h>
+
 #include <filesystem>
 #include <functional>
+#include <nlohmann/json.hpp>
 
 #include "base/errors.h"
 #include "core/shard.h"
 #include "io/checkpoint.h"
+#include "io/hf_config.h"
+#include "io/hf_weights.h"
+#include "io/peft_import.h"
+#include "strategies/lora.h"
 
 namespace fs = std::filesystem;
 
@@ -24,7 +31,37 @@ void load_parameters(const std::string& file, core::CausalLMImpl& model,
   io::load_sharded_tensors(file, tensors);
 }
 
+std::string absolute(const std::string& path) {
+  return fs::absolute(path).lexically_normal().string();
+}
+
 }  // namespace
+
+core::ModelConfig model_config_from_hf(const std::string& dir, const core::ModelConfig& configured,
+                                       const std::set<std::string>& explicit_keys) {
+  core::ModelConfig model = io::read_hf_config(dir).config;
+  model.dropout = configured.dropout;
+  const auto mine = nlohmann::json::parse(configured.to_json());
+  const auto theirs = nlohmann::json::parse(model.to_json());
+  for (const auto& key : explicit_keys) {
+    if (key == "dropout" || !theirs.contains(key) || !mine.contains(key)) continue;
+    require(mine.at(key) == theirs.at(key),
+            "[model] " + key + "=" + mine.at(key).dump() + " conflicts with " + dir +
+                "/config.json, which gives " + theirs.at(key).dump() +
+                " ([model] from_hf sets the architecture; leave " + key + " out)");
+  }
+  return model;
+}
+
+std::string hf_base_reference(const std::string& dir) {
+  return io::hf_base(absolute(dir), io::hf_folder_digest(dir));
+}
+
+void load_hf_base(const std::string& dir, core::CausalLMImpl& model) {
+  const auto report = io::load_hf_weights(model, dir);
+  spdlog::info("loaded {} tensors from {} ({} bytes read by this rank, {} buffers ignored)",
+               report.tensors, dir, report.bytes_read, report.ignored.size());
+}
 
 void load_base_weights(const std::string& checkpoint, core::CausalLMImpl& model, uint64_t seed) {
   const std::string file = io::resolve_checkpoint(checkpoint);
@@ -49,12 +86,31 @@ void load_base_weights(const std::string& checkpoint, core::CausalLMImpl& model,
               file + ": its base model " + base.path + " has changed since (digest differs)");
       load_base_weights(base.path, model, seed);
       return;
+    case io::BaseReference::Kind::kHf:
+      require(fs::is_directory(base.path),
+              file + ": its base model, the Hugging Face folder " + base.path + ", is missing");
+      require(io::hf_folder_digest(base.path) == base.digest,
+              file + ": its base model " + base.path + " has changed since (digest differs)");
+      load_hf_base(base.path, model);
+      return;
   }
 }
 
 void load_added_parameters(const core::Strategy& strategy, core::CausalLMImpl& model) {
   const std::string from = strategy.added_parameters_from();
   if (from.empty()) return;
+  if (io::is_peft_adapter(from)) {
+    const auto config = io::read_peft_config(from);
+    if (const auto* lora = dynamic_cast<const strategies::LoraStrategy*>(&strategy)) {
+      io::load_peft_lora(model, from, lora->alpha(), lora->rslora());
+    } else if (strategy.name() == "ptuning-v2") {
+      io::load_peft_prefix(model, from);
+    } else {
+      throw UserError(from + ": a PEFT " + config.peft_type + " adapter, but [strategy] " +
+                      strategy.name() + " has no adapters to load it into");
+    }
+    return;
+  }
   load_parameters(io::resolve_checkpoint(from), model,
                   [&](const std::string& name) { return strategy.is_added_parameter(name); });
 }

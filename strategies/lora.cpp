@@ -112,6 +112,7 @@ LoraStrategy::LoraStrategy(core::StrategyOptions options) {
   dropout_ = core::take_double(options, "lora", "dropout", 0.05);
   rslora_ = core::take_bool(options, "lora", "rslora", false);
   targets_ = base::split_list(core::take_option(options, "target_modules", ""));
+  init_from_ = core::take_option(options, "init_from", "");
   core::reject_unknown_options(options, "lora");
   require(r_ >= 1, "[strategy.lora] r=" + std::to_string(r_) + " must be >= 1");
   require(dropout_ >= 0.0 && dropout_ < 1.0,

@@ -10,6 +10,8 @@
 //                         ("q_proj", "attn.c_proj"); "all-linear" = every Linear but lm_head.
 //                         Default: q_proj,v_proj (llama), c_attn (gpt2)
 //   rslora = false        scale = alpha / sqrt(r)
+//   init_from =           start from these adapters: a checkpoint file or directory (its
+//                         *.lora.* tensors) or a PEFT LoRA adapter folder (launch/ reads it)
 //
 // Tensor parallelism (the split follows the base Linear's LinearKind; tp_ops.h names the ops):
 //   column base: A replicated [r, in]; B split on dim 0 like the base weight [out/tp, r]:
@@ -71,7 +73,13 @@ class LoraStrategy final : public core::Strategy {
   void unmerge(core::CausalLMImpl& model);
 
   int64_t rank() const { return r_; }
+  double alpha() const { return alpha_; }
+  bool rslora() const { return rslora_; }
+  double dropout() const { return dropout_; }
   double scale() const;
+  // [strategy.lora] init_from: adapters to start from (a checkpoint or a PEFT adapter folder); the
+  // strategy only names it, launch/ reads it (launch/weights.h).
+  std::string added_parameters_from() const override { return init_from_; }
   // Names of the adapted Linear modules (after apply), in model order.
   const std::vector<std::string>& adapted() const { return adapted_; }
 
@@ -83,6 +91,7 @@ class LoraStrategy final : public core::Strategy {
   bool rslora_;
   std::vector<std::string> targets_;  // empty = family default
   std::vector<std::string> adapted_;
+  std::string init_from_;
 };
 
 }  // namespace shardtune::strategies

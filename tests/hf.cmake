@@ -13,7 +13,8 @@ set_tests_properties(hf_reference_generate PROPERTIES FIXTURES_SETUP hf_referenc
 
 # As shardtune_add_test, with the fixture on every discovered test.
 add_executable(test_hf test_hf.cpp)
-target_link_libraries(test_hf PRIVATE ${SHARDTUNE_TEST_LIBS} shardtune_strategies)
+target_link_libraries(test_hf PRIVATE ${SHARDTUNE_TEST_LIBS} shardtune_strategies GTest::gtest
+                      GTest::gtest_main)
 shardtune_use_torch(test_hf)
 target_compile_definitions(test_hf PRIVATE SHARDTUNE_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
   SHARDTUNE_BINARY_DIR="${PROJECT_BINARY_DIR}" SHARDTUNE_PYTHON="${SHARDTUNE_PYTHON}")

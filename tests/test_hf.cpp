@@ -241,7 +241,7 @@ TEST(SafetensorsErrors, TruncatedAndOversizedHeaders) {
   EXPECT_EQ(parse_error(image("[1]", 0)), "m.safetensors: header does not start with '{'");
   const auto bad_json = parse_error(image("{\"a\": ", 0));
   EXPECT_EQ(bad_json.rfind(
-                "m.safetensors: header is not valid JSON: [json.exception.parse_error.101]", 0),
+                "m.safetensors: header: not valid JSON: [json.exception.parse_error.101]", 0),
             0u)
       << bad_json;
   EXPECT_EQ(bad_json.find('\n'), std::string::npos);
@@ -285,7 +285,7 @@ TEST(SafetensorsErrors, EntriesAreValidated) {
       parse_error(image(
           R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
           4)),
-      "m.safetensors: header: key 'a' appears twice");
+      "m.safetensors: header: the key \"a\" appears twice in one object");
   // Names from the file are printed on one line.
   EXPECT_EQ(parse_error(image("{\"x\\ny\":5}", 0)),
             "m.safetensors: tensor 'x?y': entry is not an object");
@@ -503,7 +503,7 @@ TEST(HfConfig, RefusesWhatTheModelCannotHonour) {
   EXPECT_EQ(config_error(R"({"vocab_size":3})"),
             p + "neither model_type nor architectures is given");
   EXPECT_EQ(config_error(R"({"model_type":"llama","model_type":"gpt2"})"),
-            p + "key 'model_type' appears twice");
+            p + "the key \"model_type\" appears twice in one object");
   EXPECT_EQ(config_error("[1]"), p + "not a JSON object");
 
   const std::string gpt2 =

@@ -63,7 +63,8 @@ TEST(ByteTokenizer, Factory) {
   ASSERT_NE(tok, nullptr);
   EXPECT_EQ(tok->identity(), "byte-v1");
   expect_user_error([] { io::make_tokenizer("bpe", "model.tokenizer"); },
-                    "model.tokenizer: unknown tokenizer 'bpe' (known: byte)");
+                    "model.tokenizer = bpe: no such file or folder (byte, none, or a tokenizer "
+                    "path)");
 }
 
 // ---- tokenize --------------------------------------------------------------------------------
@@ -157,11 +158,11 @@ TEST_F(Jsonl, MissingKeysNamesFileAndLine) {
 
 TEST_F(Jsonl, WrongTypeNamesKey) {
   std::string path = write("a.jsonl", "{\"text\": 5}\n");
-  expect_user_error([&] { io::read_jsonl(path); }, path + ":1: \"text\" must be a string");
+  expect_user_error([&] { io::read_jsonl(path); }, path + ":1: text: expected a string, got integer");
   path = write("b.jsonl", "{\"text\": \"x\"}\n{\"prompt\": \"p\", \"response\": null}\n");
-  expect_user_error([&] { io::read_jsonl(path); }, path + ":2: \"response\" must be a string");
+  expect_user_error([&] { io::read_jsonl(path); }, path + ":2: response: expected a string, got null");
   path = write("c.jsonl", "{\"instruction\": \"i\", \"input\": [1], \"output\": \"o\"}\n");
-  expect_user_error([&] { io::read_jsonl(path); }, path + ":1: \"input\" must be a string");
+  expect_user_error([&] { io::read_jsonl(path); }, path + ":1: input: expected a string, got array");
 }
 
 TEST_F(Jsonl, IncompleteOrMixedForms) {

@@ -67,7 +67,7 @@ TEST(MultiTurn, BadMessagesAreNamed) {
   };
   expect_error(R"({"messages":[{"role":"user","content":"hi"}]})", "no assistant turn");
   expect_error(R"({"messages":[{"role":"bot","content":"hi"}]})", "role 'bot' is unknown");
-  expect_error(R"({"messages":[{"role":"user"}]})", "messages[0] must be an object");
+  expect_error(R"({"messages":[{"role":"user"}]})", "messages[0]: must be an object");
   expect_error(R"({"messages":[]})", "non-empty array");
 }
 

@@ -57,7 +57,10 @@ std::vector<Case> cases() {
 std::pair<std::string, std::string> define_files(int rank) {
   static std::pair<std::string, std::string> files;
   if (!files.first.empty()) return files;
-  const auto dir = temp_dir("strat_data_r" + std::to_string(rank));
+  // Named by job size too: ctest -j runs the np=2 and np=4 jobs at once, and one's clean-up
+  // must not remove the other's files.
+  const auto dir = temp_dir("strat_data_np" + std::to_string(mpi_runtime().world_size()) + "_r" +
+                            std::to_string(rank));
   const auto synsets = io::read_wordnet(io::kDefaultWordNetDir);
   auto write = [&](io::Split split, size_t n, const std::string& name) {
     const auto records = io::wordnet_records(synsets, io::WordNetTask::kDefine, split, 5);

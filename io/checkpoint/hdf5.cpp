@@ -59,7 +59,7 @@ std::string dtype_name(torch::ScalarType dtype) {
 
 bool write_string_attr(hid_t obj, const char* name, const std::string& value) {
   Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(type.get(), std::max<size_t>(value.size(), 1));
+  if (!type.ok() || H5Tset_size(type.get(), std::max<size_t>(value.size(), 1)) < 0) return false;
   Handle space(H5Screate(H5S_SCALAR), H5Sclose);
   Handle attr(H5Acreate2(obj, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
   return attr.ok() && H5Awrite(attr.get(), type.get(), value.c_str()) >= 0;

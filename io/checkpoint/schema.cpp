@@ -66,12 +66,17 @@ void require_compatible(const std::string& file, const CheckpointInfo& saved,
 namespace {
 constexpr const char* kSeedPrefix = "seed:";
 constexpr const char* kDigestMark = " digest:";
+constexpr const char* kHfPrefix = "hf:";
 }  // namespace
 
 std::string seed_base(uint64_t seed) { return kSeedPrefix + std::to_string(seed); }
 
 std::string file_base(const std::string& path, const std::string& digest) {
   return path + kDigestMark + digest;
+}
+
+std::string hf_base(const std::string& dir, const std::string& digest) {
+  return kHfPrefix + dir + kDigestMark + digest;
 }
 
 BaseReference parse_base_reference(const std::string& text, const std::string& file) {
@@ -84,8 +89,11 @@ BaseReference parse_base_reference(const std::string& text, const std::string& f
   }
   const auto cut = text.rfind(kDigestMark);
   require(cut != std::string::npos, file + ": malformed base_model attribute '" + text + "'");
-  ref.kind = BaseReference::Kind::kFile;
-  ref.path = text.substr(0, cut);
+  const bool hf = base::starts_with(text, kHfPrefix);
+  ref.kind = hf ? BaseReference::Kind::kHf : BaseReference::Kind::kFile;
+  const size_t start = hf ? std::string(kHfPrefix).size() : 0;
+  require(cut >= start, file + ": malformed base_model attribute '" + text + "'");
+  ref.path = text.substr(start, cut - start);
   ref.digest = text.substr(cut + std::string(kDigestMark).size());
   return ref;
 }

@@ -53,7 +53,8 @@ struct CheckpointInfo {
   int64_t sampler_seed = 0;
   int64_t optimizer_step = 0;    // AdamW step count (bias correction); format 1: = step
   // Frozen parameters are not stored: their source. "" = every parameter is in the file;
-  // seed_base(n) = the seeded initialisation; file_base(path, digest) = [checkpoint] init_from.
+  // seed_base(n) = the seeded initialisation; file_base(path, digest) = [checkpoint] init_from;
+  // hf_base(dir, digest) = [model] from_hf.
   std::string base_model;
   std::string checksum_algorithm = kChecksumAlgorithm;
 
@@ -93,11 +94,13 @@ void require_compatible(const std::string& file, const CheckpointInfo& saved,
 // ---- base-model references ---------------------------------------------------------------------
 std::string seed_base(uint64_t seed);                                      // "seed:<n>"
 std::string file_base(const std::string& path, const std::string& digest);  // "<path> digest:<hex>"
+// [model] from_hf: a Hugging Face folder and its digest (io/hf_weights.h hf_folder_digest).
+std::string hf_base(const std::string& dir, const std::string& digest);  // "hf:<dir> digest:<hex>"
 struct BaseReference {
-  enum class Kind { kNone, kSeed, kFile } kind = Kind::kNone;
+  enum class Kind { kNone, kSeed, kFile, kHf } kind = Kind::kNone;
   std::string seed;    // kSeed: the decimal seed
-  std::string path;    // kFile
-  std::string digest;  // kFile
+  std::string path;    // kFile: a checkpoint; kHf: a Hugging Face model folder
+  std::string digest;  // kFile, kHf
 };
 // Parses CheckpointInfo::base_model of `file`; UserError naming it when malformed.
 BaseReference parse_base_reference(const std::string& text, const std::string& file);

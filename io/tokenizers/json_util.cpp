@@ -1,9 +1,5 @@
-// Strict JSON parsing (depth and duplicate-key checks through nlohmann's parser callback) and
-// typed access with file/field names in every error.
+// Typed access with file/field names in every error.
 #include "io/tokenizers/json_util.h"
-
-#include <unordered_set>
-#include <vector>
 
 #include "io/tokenizers/text_util.h"
 #include "base/errors.h"
@@ -11,50 +7,6 @@
 namespace shardtune::io::tokenizers {
 
 using nlohmann::json;
-
-nlohmann::json parse_json_strict(std::string_view text, const std::string& source) {
-  // One set of seen keys per open object; the callback runs before nlohmann inserts a key, so a
-  // repeat is caught where the file has it.
-  std::vector<std::unordered_set<std::string>> keys;
-  std::string problem;
-  auto callback = [&](int depth, json::parse_event_t event, json& parsed) -> bool {
-    if (!problem.empty()) return false;
-    switch (event) {
-      case json::parse_event_t::object_start:
-        keys.emplace_back();
-        [[fallthrough]];
-      case json::parse_event_t::array_start:
-        if (depth >= kMaxJsonDepth) {
-          problem = "nesting deeper than " + std::to_string(kMaxJsonDepth) + " levels";
-          return false;
-        }
-        break;
-      case json::parse_event_t::object_end:
-        if (!keys.empty()) keys.pop_back();
-        break;
-      case json::parse_event_t::key:
-        if (!keys.empty() && !keys.back().insert(parsed.get<std::string>()).second) {
-          problem = "the key \"" + parsed.get<std::string>() + "\" appears twice in one object";
-          return false;
-        }
-        break;
-      default:
-        break;
-    }
-    return true;
-  };
-  json j;
-  try {
-    j = json::parse(text.begin(), text.end(), callback, /*allow_exceptions=*/true,
-                    /*ignore_comments=*/false);
-  } catch (const json::exception& e) {
-    if (problem.empty()) throw UserError(source + ": not valid JSON: " + e.what());
-  }
-  if (!problem.empty()) throw UserError(source + ": " + problem);
-  // A callback that returns false for a key or a container start makes nlohmann drop that value
-  // and go on; `problem` above is what turns such a drop into an error.
-  return j;
-}
 
 nlohmann::json read_json_file(const std::string& path, std::size_t max_bytes) {
   return parse_json_strict(read_file_capped(path, max_bytes), path);

@@ -1,6 +1,5 @@
-// Strict JSON reading for untrusted tokenizer files: a size cap, a nesting cap, duplicate keys
-// refused (nlohmann keeps the last one silently), and typed field access whose errors name the
-// file and the field ("tokenizer.json: model.vocab: expected an object, got array").
+// JSON reading for untrusted tokenizer files: the strict parser of base/json.h behind a size cap,
+// and typed field access whose errors name the file and the field ("tokenizer.json: model.vocab: expected an object, got array").
 #pragma once
 
 #include <cstddef>
@@ -10,13 +9,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/json.h"
+
 namespace shardtune::io::tokenizers {
 
-inline constexpr int kMaxJsonDepth = 64;
-
-// Parses `text` (read from `source`, which only names it in errors). Throws UserError on a
-// syntax error, invalid UTF-8, nesting deeper than kMaxJsonDepth or a key repeated in one object.
-nlohmann::json parse_json_strict(std::string_view text, const std::string& source);
+// The strict parser every reader of untrusted JSON uses (base/json.h).
+using base::parse_json_strict;
 
 // read_file_capped + parse_json_strict.
 nlohmann::json read_json_file(const std::string& path, std::size_t max_bytes);

@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include "io/tokenizer.h"
+#include "core/tokenizer.h"
 
 namespace shardtune::io::tokenizers {
 
@@ -39,9 +39,9 @@ struct AddedToken {
   bool special = false;
 };
 
-class TextTokenizer : public Tokenizer {
+class TextTokenizer : public core::Tokenizer {
  public:
-  // io::Tokenizer: encode() parses special tokens; decode() drops them and throws UserError for
+  // core::Tokenizer: encode() parses special tokens; decode() drops them and throws UserError for
   // an id outside [0, vocab_size()) or one that names no token. Neither adds BOS/EOS.
   std::vector<int64_t> encode(std::string_view text) const override { return encode(text, {}); }
   std::string decode(const std::vector<int64_t>& ids) const override { return decode(ids, {}); }

@@ -7,6 +7,8 @@
 #   shardtune preprocess --config run.ini ...
 #   ```
 #
+# A block shared by several tests lists them: <!-- test: NAME, OTHER -->.
+#
 # usage: run_blocks.sh DOC.md NAME SHARDTUNE_BINARY WORKDIR [VAR=VALUE ...]
 #
 # Every block marked NAME runs, in document order, as one bash script with `set -euo pipefail`
@@ -19,8 +21,12 @@ set -euo pipefail
 doc=$1 name=$2 binary=$3 workdir=$4
 shift 4
 
-script=$(awk -v want="<!-- test: $name -->" '
-  $0 == want { armed = 1; next }
+script=$(awk -v want="$name" '
+  /^<!-- test: .* -->[[:space:]]*$/ {
+    list = $0; sub(/^<!-- test: /, "", list); sub(/ -->[[:space:]]*$/, "", list)
+    n = split(list, names, /[, ]+/)
+    for (i = 1; i <= n; i++) if (names[i] == want) { armed = 1; next }
+  }
   armed && /^```sh[[:space:]]*$/ { inside = 1; armed = 0; next }
   inside && /^```[[:space:]]*$/ { inside = 0; print ""; next }
   inside && /# doc-only[[:space:]]*$/ { next }

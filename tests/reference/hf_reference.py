@@ -13,6 +13,13 @@ either library and without any ShardTune code: safetensors files are written and
   check-hf DIR ...   computes the logits of an exported HF folder and compares them with ShardTune's.
   check-peft ...     applies a PEFT adapter (LoRA or prefix tuning) to a base folder as PEFT does and
                      compares the logits with ShardTune's.
+  walkthrough OUT    writes the tiny Llama, Qwen2 and GPT-2 folders of docs/hf.md's walkthrough, each
+                     with a byte-level BPE tokenizer.json, and its data: text records to train on and
+                     pre-tokenized records (the tokenizer's byte ids) to evaluate on.
+  loss --jsonl F DIR[,ADAPTER] ...
+                     for each HF folder DIR (with the PEFT adapter ADAPTER applied, if given) the
+                     mean loss per target token over the input_ids records of F, as `shardtune
+                     eval` reports it; one line each: the loss with 6 decimals, then the spec.
 
 Facts relied on (transformers):
   - Llama/Qwen2/Mistral: RMSNorm w * x / sqrt(mean(x^2) + eps); rotary embedding "rotate half" with
@@ -511,6 +518,155 @@ def check_peft(args):
     return compare(got, want, mask, f"check-peft {acfg['peft_type']} {args.adapter}")
 
 
+# ---- the docs/hf.md walkthrough -----------------------------------------------------------------
+
+def bytes_to_unicode():
+    """GPT-2's byte -> printable character table (the ByteLevel pre-tokenizer's alphabet)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("\xa1"), ord("\xac") + 1)) + \
+        list(range(ord("\xae"), ord("\xff") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, [chr(c) for c in cs]))
+
+
+WALK_MERGES = [("Ġ", "t"), ("h", "e"), ("Ġt", "he"), ("Ġ", "a"), ("i", "n"), ("e", "r"),
+               ("o", "n"), ("Ġ", "s")]
+WALK_VOCAB = 320  # embedding rows: 256 bytes + 8 merges + <|endoftext|>, rounded up
+
+
+def write_walk_tokenizer(d):
+    """A byte-level BPE tokenizer.json as GPT-2/Llama 3/Qwen2 use (ByteLevel pre-tokenizer and
+    decoder): byte b is id b, then the merges, then <|endoftext|> (BOS, EOS and pad)."""
+    table = bytes_to_unicode()
+    vocab = {table[b]: b for b in range(256)}
+    for a, b in WALK_MERGES:
+        vocab[a + b] = len(vocab)
+    eot = len(vocab)
+    tok = {
+        "version": "1.0", "truncation": None, "padding": None,
+        "added_tokens": [{"id": eot, "content": "<|endoftext|>", "single_word": False,
+                          "lstrip": False, "rstrip": False, "normalized": True, "special": True}],
+        "normalizer": None,
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
+                          "use_regex": True},
+        "post_processor": None,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True,
+                    "use_regex": True},
+        "model": {"type": "BPE", "dropout": None, "unk_token": None,
+                  "continuing_subword_prefix": "", "end_of_word_suffix": "", "fuse_unk": False,
+                  "byte_fallback": False, "vocab": vocab,
+                  "merges": [a + " " + b for a, b in WALK_MERGES]},
+    }
+    with open(os.path.join(d, "tokenizer.json"), "w") as f:
+        json.dump(tok, f, ensure_ascii=False)
+    with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
+        json.dump({"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>",
+                   "pad_token": "<|endoftext|>"}, f)
+
+
+WALK_MODELS = {
+    "llama": dict(architectures=["LlamaForCausalLM"], model_type="llama", vocab_size=WALK_VOCAB,
+                  hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, max_position_embeddings=128, rms_norm_eps=1e-5,
+                  rope_theta=10000.0, tie_word_embeddings=False, hidden_act="silu",
+                  bos_token_id=264, eos_token_id=264, torch_dtype="float32"),
+    "qwen2": dict(architectures=["Qwen2ForCausalLM"], model_type="qwen2", vocab_size=WALK_VOCAB,
+                  hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, max_position_embeddings=128, rms_norm_eps=1e-6,
+                  rope_theta=1000000.0, tie_word_embeddings=True, hidden_act="silu",
+                  use_sliding_window=False, torch_dtype="bfloat16"),
+    "gpt2": dict(architectures=["GPT2LMHeadModel"], model_type="gpt2", vocab_size=WALK_VOCAB,
+                 n_embd=32, n_head=4, n_layer=2, n_positions=128, n_inner=None,
+                 layer_norm_epsilon=1e-5, activation_function="gelu_new", torch_dtype="float32"),
+}
+
+WALK_TEXT = [
+    "the cat sat on the mat", "the dog ran in the sun", "a bird sang on the tree",
+    "the sun is hot in the summer", "she reads the paper in the garden",
+    "the rain falls on the street", "a boat sails on the sea", "the wind turns the mill",
+    "he paints the door green", "the train is late again", "a fox hides in the snow",
+    "the baker sells fresh bread", "the river runs to the sea", "a child plays in the park",
+    "the moon shines at night", "the farmer feeds the hens",
+]
+
+
+def walkthrough(out):
+    os.makedirs(out, exist_ok=True)
+    for i, (name, cfg) in enumerate(sorted(WALK_MODELS.items())):
+        d = os.path.join(out, name)
+        os.makedirs(d, exist_ok=True)
+        gen = torch.Generator().manual_seed(2000 + i)
+        w = random_weights(cfg, gen)
+        # Milder weights than the reference cases (whose attention is sharp on purpose): the
+        # walkthrough trains on them.
+        dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[cfg["torch_dtype"]]
+        w = {k: (v * 0.5 if v.dim() == 2 else v).to(dtype) for k, v in w.items()}
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump(cfg, f, indent=2)
+        write_safetensors(os.path.join(d, "model.safetensors"), w, {"format": "pt"})
+        write_walk_tokenizer(d)
+    with open(os.path.join(out, "train.jsonl"), "w") as f:
+        for t in WALK_TEXT:
+            f.write(json.dumps({"text": t}) + "\n")
+    # Held-out records as the tokenizer's byte ids (byte b is id b): no merges, so any byte-level
+    # tokenizer reading needs no Python BPE here.
+    with open(os.path.join(out, "eval.jsonl"), "w") as f:
+        for t in ["the cat ran in the park", "a dog sat on the boat", "the sun sets on the sea",
+                  "the hens sing at night"]:
+            f.write(json.dumps({"input_ids": list(t.encode())}) + "\n")
+    print(f"hf_reference: wrote the walkthrough models {sorted(WALK_MODELS)} and data to {out}")
+
+
+def record_loss(cfg, raw, records, acfg=None, adapter=None):
+    """Mean loss per target token over input_ids records, each record on its own (no padding)."""
+    if acfg is not None and acfg["peft_type"] == "LORA":
+        raw = apply_lora(cfg, raw, adapter, acfg)
+    total, count = 0.0, 0
+    for r in records:
+        ids = torch.tensor([r["input_ids"]])
+        labels = torch.tensor([r.get("labels", r["input_ids"])])
+        mask = torch.ones_like(ids)
+        if acfg is not None and acfg["peft_type"] == "PREFIX_TUNING":
+            assert cfg["model_type"] != "gpt2"
+            emb = adapter["prompt_embeddings"].to(DT)
+            p, heads = acfg["num_virtual_tokens"], acfg["num_attention_heads"]
+            layers = acfg["num_layers"]
+            kv = emb.view(1, p, layers * 2, heads, acfg["token_dim"] // heads).permute(2, 0, 3, 1, 4)
+            prefix = [(kv[2 * l], kv[2 * l + 1]) for l in range(layers)]
+            logits = llama_logits(cfg, {k: v.to(DT) for k, v in raw.items()}, ids, mask,
+                                  prefix=prefix, position_offset=p)
+        else:
+            logits = logits_of(cfg, raw, ids, mask)
+        lp = torch.log_softmax(logits[0, :-1], dim=-1)
+        target = labels[0, 1:]
+        keep = target != -100
+        total -= lp[keep].gather(1, target[keep].unsqueeze(1)).sum().item()
+        count += int(keep.sum())
+    return total / count
+
+
+def loss_over_records(args):
+    """One line per model: DIR or DIR,ADAPTER -> "<loss with 6 decimals> SPEC"."""
+    with open(args.jsonl) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    for spec in args.models:
+        d, _, adapter_dir = spec.partition(",")
+        with open(os.path.join(d, "config.json")) as f:
+            cfg = json.load(f)
+        acfg, adapter = None, None
+        if adapter_dir:
+            with open(os.path.join(adapter_dir, "adapter_config.json")) as f:
+                acfg = json.load(f)
+            adapter = read_safetensors(os.path.join(adapter_dir, "adapter_model.safetensors"))
+        print(f"{record_loss(cfg, read_folder(d), records, acfg, adapter):.6f} {spec}")
+    return True
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -525,11 +681,21 @@ def main():
     p.add_argument("--adapter", required=True)
     p.add_argument("--batch", required=True)
     p.add_argument("--logits", required=True)
+    w = sub.add_parser("walkthrough")
+    w.add_argument("out")
+    lo = sub.add_parser("loss")
+    lo.add_argument("models", nargs="+", help="DIR or DIR,ADAPTER_DIR")
+    lo.add_argument("--jsonl", required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.command == "generate":
         generate(args.out)
         return 0
+    if args.command == "walkthrough":
+        walkthrough(args.out)
+        return 0
+    if args.command == "loss":
+        return 0 if loss_over_records(args) else 1
     ok = check_hf(args) if args.command == "check-hf" else check_peft(args)
     return 0 if ok else 1
 
