@@ -127,6 +127,9 @@ int main(int argc, char** argv) {
   if (const char* t = std::getenv("OMP_NUM_THREADS")) at::set_num_threads(std::atoi(t));
   auto model = core::build_model(c.model, c.train.seed);
   model->train();
+  // [train] kernels / dtype / recompute, as core::TrainingStep applies them.
+  const core::ComputeOptions compute = c.train.compute();
+  model->set_compute(compute);
   std::vector<core::NamedParameter> params;
   for (auto& kv : model->named_parameters()) params.push_back({kv.key(), kv.value()});
   core::AdamWOptions o;
@@ -134,6 +137,7 @@ int main(int argc, char** argv) {
   o.beta2 = c.train.beta2;
   o.eps = c.train.eps;
   o.weight_decay = c.train.weight_decay;
+  o.fused = compute.fused;
   core::AdamW opt(params, o);
   torch::manual_seed(0);
   const int64_t b = c.train.micro_batch, t = c.train.seq_len;
@@ -149,7 +153,7 @@ int main(int argc, char** argv) {
     }
     {
       RECORD_USER_SCOPE("phase::loss");
-      loss = core::causal_lm_loss(logits, ids);
+      loss = core::causal_lm_loss(logits, ids, model->vocab_spec(), model->tp(), compute.fused);
     }
     {
       RECORD_USER_SCOPE("phase::backward");
@@ -157,8 +161,7 @@ int main(int argc, char** argv) {
     }
     {
       RECORD_USER_SCOPE("phase::clip");
-      const double norm = std::sqrt(core::grad_norm_squared(params));
-      core::scale_grads(params, norm, c.train.grad_clip);
+      core::clip_grad_norm(opt, c.train.grad_clip);
     }
     {
       RECORD_USER_SCOPE("phase::optimizer");
@@ -166,7 +169,10 @@ int main(int argc, char** argv) {
     }
     {
       RECORD_USER_SCOPE("phase::zero_grad");
-      opt.zero_grad();
+      // In place, as the training step's GradSync::zero_grad (the buffers stay allocated).
+      for (auto& p : params) {
+        if (p.param.grad().defined()) p.param.mutable_grad().zero_();
+      }
     }
   };
   step();  // warm-up
