@@ -3,7 +3,8 @@
 # LibTorch) measured in the same run, then ShardTune (build/benchmarks/bench_train) and the PyTorch
 # eager peer (benchmarks/peers/torch_llama.py; DistributedDataParallel over gloo at np=2) side by
 # side for dtype fp32|bf16 x np 1|2 x sft|lora, in alternating pairs (ShardTune, peer, ShardTune,
-# peer, ...; the median of each side is reported).
+# peer, ...; the median of each side is reported with its min-max, and the ratio with the min-max
+# of the per-pair ratios).
 #
 #   benchmarks/run.sh [--quick] [--pairs N] [--steps N] [--write-docs]
 #
@@ -28,7 +29,7 @@ while [ $# -gt 0 ]; do
     --pairs) PAIRS=$2; shift ;;
     --steps) STEPS=$2; shift ;;
     --write-docs) WRITE_DOCS=1 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -88,7 +89,9 @@ json_field() { $PY -c 'import json,sys; d=json.loads(sys.argv[1]); print(d.get(s
 run_shardtune() {  # dtype np strategy
   local dtype=$1 np=$2 strat=$3 threads=$((CORES / $2)) args=()
   [ "$threads" -ge 1 ] || threads=1
-  [ "$strat" = lora ] && args+=(--strategy.name=lora --strategy.lora.r=$LORA_R --strategy.lora.dropout=0)
+  # LoRA on every Linear of the blocks (not lm_head), no adapter dropout: what the peer's --lora does.
+  [ "$strat" = lora ] && args+=(--strategy.name=lora --strategy.lora.r=$LORA_R --strategy.lora.dropout=0
+                                --strategy.lora.target_modules=all-linear)
   local cmd=("$BIN" --train.steps="$STEPS" --train.dtype="$dtype" "${ST_MODEL[@]}" "${args[@]}")
   local line
   if [ "$np" = 1 ]; then
@@ -126,8 +129,15 @@ for dtype in fp32 bf16; do
   for np in 1 2; do
     for strat in sft lora; do
       for ((p = 1; p <= PAIRS; p++)); do
-        record shardtune "$dtype" "$np" "$strat" "$p" "$(run_shardtune "$dtype" "$np" "$strat")"
-        record pytorch "$dtype" "$np" "$strat" "$p" "$(run_peer "$dtype" "$np" "$strat")"
+        # Odd pairs run ShardTune first, even pairs the peer first: a drift of the machine's
+        # state (clocks, caches, other load) then favours neither side.
+        if ((p % 2)); then
+          record shardtune "$dtype" "$np" "$strat" "$p" "$(run_shardtune "$dtype" "$np" "$strat")"
+          record pytorch "$dtype" "$np" "$strat" "$p" "$(run_peer "$dtype" "$np" "$strat")"
+        else
+          record pytorch "$dtype" "$np" "$strat" "$p" "$(run_peer "$dtype" "$np" "$strat")"
+          record shardtune "$dtype" "$np" "$strat" "$p" "$(run_shardtune "$dtype" "$np" "$strat")"
+        fi
       done
     done
   done
@@ -150,11 +160,19 @@ for dtype in ("fp32", "bf16"):
             pt = groups.get((dtype, np_, strat, "pytorch"), [])
             if not st or not pt:
                 continue
-            s = statistics.median(float(r["tokens_per_s"]) for r in st)
-            p = statistics.median(float(r["tokens_per_s"]) for r in pt)
+            sv = [float(r["tokens_per_s"]) for r in st]
+            pv = [float(r["tokens_per_s"]) for r in pt]
+            s, p = statistics.median(sv), statistics.median(pv)
+            # Ratio of each alternating pair (run back to back, so they share the machine's state).
+            pairs = {r["pair"]: float(r["tokens_per_s"]) for r in pt}
+            pair_ratios = [float(r["tokens_per_s"]) / pairs[r["pair"]] for r in st if r["pair"] in pairs]
             gf_tok = float(st[0]["model_gflops"]) / float(st[0]["tokens_per_s"])  # GFLOP per token
             summary.append(dict(config=f"{dtype} np{np_} {strat}", dtype=dtype, np=np_,
                                 strategy=strat, shardtune=s, pytorch=p, ratio=s / p,
+                                shardtune_min=min(sv), shardtune_max=max(sv),
+                                pytorch_min=min(pv), pytorch_max=max(pv),
+                                pair_ratio_min=min(pair_ratios), pair_ratio_max=max(pair_ratios),
+                                pairs=len(pair_ratios),
                                 mfu_shardtune=s * gf_tok / (peak[dtype] * np_),
                                 mfu_pytorch=p * gf_tok / (peak[dtype] * np_)))
 with open(f"{out}/summary.csv", "w") as f:
@@ -176,11 +194,16 @@ with open(f"{out}/table.md", "w") as f:
     f.write(f"Machine: {machine}; LibTorch/PyTorch {torch.__version__}; {date}; model {model}; "
             f"GEMM peak 2048^2: fp32 {peak['fp32']:.0f}, bf16 {peak['bf16']:.0f} GFLOP/s "
             f"(benchmarks/run.sh, medians of alternating pairs).\n\n")
-    f.write("| config | ShardTune tokens/s | PyTorch tokens/s | ratio | MFU ShardTune | MFU PyTorch "
-            "| ShardTune bf16/fp32 |\n| --- | --- | --- | --- | --- | --- | --- |\n")
+    f.write("Tokens/s: median (min-max) over the pairs; ratio: of the medians (min-max of the "
+            "per-pair ratios).\n\n")
+    f.write("| config | pairs | ShardTune tokens/s | PyTorch tokens/s | ratio | MFU ShardTune "
+            "| MFU PyTorch | ShardTune bf16/fp32 |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n")
     for r in summary:
         b = bf16_over_fp32.get(r["config"])
-        f.write(f'| {r["config"]} | {r["shardtune"]:.1f} | {r["pytorch"]:.1f} | {r["ratio"]:.2f} '
+        f.write(f'| {r["config"]} | {r["pairs"]} '
+                f'| {r["shardtune"]:.1f} ({r["shardtune_min"]:.1f}-{r["shardtune_max"]:.1f}) '
+                f'| {r["pytorch"]:.1f} ({r["pytorch_min"]:.1f}-{r["pytorch_max"]:.1f}) '
+                f'| {r["ratio"]:.2f} ({r["pair_ratio_min"]:.2f}-{r["pair_ratio_max"]:.2f}) '
                 f'| {r["mfu_shardtune"]:.2f} | {r["mfu_pytorch"]:.2f} | '
                 f'{"%.2f" % b if b else ""} |\n')
 print(open(f"{out}/table.md").read())
