@@ -21,8 +21,10 @@ using bf16_t = uint16_t;
 //   p *= decay;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
 //   p -= step_size * m / (sqrt(v) * inv_sqrt_bc2 + eps)
 // decay = 1 - lr * weight_decay (1 for tensors without decay), step_size = lr / (1 - b1^t),
-// inv_sqrt_bc2 = 1 / sqrt(1 - b2^t): the same update, operation for operation, as
-// core::adamw_update's sequence of LibTorch ops.
+// inv_sqrt_bc2 = 1 / sqrt(1 - b2^t): core::adamw_update's formula with the same float scalars.
+// Not bitwise its result: LibTorch's vectorised add/addcmul/addcdiv group the products
+// differently, so single elements may differ by an ulp (tests/test_kernels.cpp: 1e-6 relative
+// after several steps; tests/test_model.cpp: within 2 ulps of the closed form).
 struct AdamWScalars {
   float beta1, beta2, eps, decay, step_size, inv_sqrt_bc2;
 };
