@@ -81,7 +81,11 @@ with open(sys.argv[1], "w") as f:
             best = max(best, 2 * 2048**3 * 5 / (time.perf_counter() - t0) / 1e9)
         f.write(f"{name},{best:.1f}\n")
 EOF
-echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(lscpu | sed -n 's/^Model name: *//p'), $CORES cores; $MODEL"
+# Both sides inherit this environment unchanged; the variables that switch BLAS and ATen kernels
+# (docs/benchmarks-profile.md, "The peer") are recorded with the figures.
+ENV_NOTE="OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset} ATEN_CPU_CAPABILITY=${ATEN_CPU_CAPABILITY:-unset}"
+MACHINE="$(lscpu | sed -n 's/^Model name: *//p'), $CORES cores, $ENV_NOTE"
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) $MACHINE; $MODEL"
 cat "$OUT/peak.csv"
 
 json_field() { $PY -c 'import json,sys; d=json.loads(sys.argv[1]); print(d.get(sys.argv[2], ""))' "$1" "$2"; }
@@ -144,7 +148,7 @@ for dtype in fp32 bf16; do
 done
 
 # Medians, ratios, MFU; gnuplot data and the Markdown table.
-$PY - "$OUT" "$MODEL" "$(date -u +%Y-%m-%d)" "$(lscpu | sed -n 's/^Model name: *//p'), $CORES cores" <<'EOF'
+$PY - "$OUT" "$MODEL" "$(date -u +%Y-%m-%d)" "$MACHINE" <<'EOF'
 import csv, statistics, sys, torch
 out, model, date, machine = sys.argv[1:5]
 peak = {r["dtype"]: float(r["gemm_gflops"]) for r in csv.DictReader(open(f"{out}/peak.csv"))}
