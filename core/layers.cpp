@@ -3,7 +3,17 @@
 #include <cmath>
 #include <limits>
 
+#include "core/kernels/fused_ops.h"
+
 namespace shardtune::core {
+
+torch::Tensor mixed_linear(const torch::Tensor& x, const torch::Tensor& weight,
+                           const torch::Tensor& bias) {
+  if (x.scalar_type() == torch::kBFloat16 && weight.scalar_type() == torch::kFloat) {
+    return kernels::linear_bf16(x, weight, bias, /*cache=*/true);
+  }
+  return torch::nn::functional::linear(x, weight, bias);
+}
 
 LinearImpl::LinearImpl(int64_t in, int64_t out, bool has_bias, LinearKind k, parallel::TpGroup g,
                        int64_t parts, bool grad_sum)
@@ -37,32 +47,39 @@ void LinearImpl::add_adapter(const std::string& name, std::shared_ptr<LinearAdap
 }
 
 torch::Tensor LinearImpl::with_adapters(torch::Tensor y, const torch::Tensor& x) {
-  for (auto& a : adapters_) y = y + a->delta(x);
-  return y;
+  if (adapters_.empty()) return y;
+  if (x.scalar_type() != torch::kBFloat16) {
+    for (auto& a : adapters_) y = y + a->delta(x);
+    return y;
+  }
+  const auto out_dtype = y.scalar_type();
+  const auto xf = x.to(torch::kFloat);
+  for (auto& a : adapters_) y = y + a->delta(xf);  // promotes to fp32
+  return y.to(out_dtype);
 }
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   if (kind == LinearKind::kRow) {
-    auto y = parallel::reduce_from_tp(torch::nn::functional::linear(x, weight), tp);
+    auto y = parallel::reduce_from_tp(mixed_linear(x, weight).to(torch::kFloat), tp);
     if (bias.defined()) y = y + bias;
     return with_adapters(y, x);
   }
   if (kind == LinearKind::kReplicated && !grad_sum_over_tp) {
-    return with_adapters(torch::nn::functional::linear(x, weight, bias), x);
+    return with_adapters(mixed_linear(x, weight, bias), x);
   }
   return forward_shared(x, parallel::copy_to_tp(x, tp));
 }
 
 torch::Tensor LinearImpl::forward_shared(const torch::Tensor& x, const torch::Tensor& x_f) {
   if (kind == LinearKind::kColumn) {
-    return with_adapters(torch::nn::functional::linear(x_f, weight, bias), x);
+    return with_adapters(mixed_linear(x_f, weight, bias), x);
   }
   if (kind == LinearKind::kReplicated && grad_sum_over_tp) {
     // Each rank uses part of this layer's output, so each holds part of the gradient of W, b and
     // x: f on the weights sums theirs over the group, x_f (already f) sums the input's.
     auto w = parallel::copy_to_tp(weight, tp);
     auto b = bias.defined() ? parallel::copy_to_tp(bias, tp) : bias;
-    return with_adapters(torch::nn::functional::linear(x_f, w, b), x);
+    return with_adapters(mixed_linear(x_f, w, b), x);
   }
   return forward(x);
 }
@@ -92,6 +109,12 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
   auto xf = x.to(torch::kFloat);
   auto normed = xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
   return weight * normed.to(x.scalar_type());
+}
+
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x, torch::ScalarType out_dtype,
+                                   bool fused) {
+  if (fused) return kernels::rms_norm(x, weight, eps, out_dtype);
+  return forward(x).to(out_dtype);
 }
 
 LayerNormImpl::LayerNormImpl(int64_t dim, double e) : eps(e) {

@@ -10,10 +10,16 @@
 #include <string>
 #include <vector>
 
+#include "core/compute.h"
 #include "core/shard.h"
 #include "parallel/tp_ops.h"
 
 namespace shardtune::core {
+
+// y = x W^T + b. x in bf16 with an fp32 (master) W: bf16 GEMMs on a bf16 copy of W cached for
+// the step, weight gradients in fp32 (kernels::linear_bf16); otherwise torch's linear.
+torch::Tensor mixed_linear(const torch::Tensor& x, const torch::Tensor& weight,
+                           const torch::Tensor& bias = {});
 
 // How a linear layer is split when the model is tensor-parallel (Megatron terms). With tp=1 all
 // three are an ordinary y = x W^T + b.
@@ -46,6 +52,10 @@ class LinearImpl : public torch::nn::Module, public ShardedModule {
   LinearImpl(int64_t in_features, int64_t out_features, bool bias, LinearKind kind,
              parallel::TpGroup tp = {}, int64_t parts = 1, bool grad_sum_over_tp = false);
   // x: [..., in] (row: [..., in / tp]) -> [..., out] (column: [..., local out]).
+  // A bf16 x computes in bf16 (mixed_linear() above); a row layer then returns fp32, its partial sums
+  // reduced over TP in fp32 (the residual stream is fp32). Adapters run in fp32 on x widened
+  // (they are low-rank and hold fp32 weights); a column layer's output is then rounded back to
+  // x's dtype.
   torch::Tensor forward(const torch::Tensor& x);
   // As forward(x), with x_f = copy_to_tp(x) computed once by the caller and shared by several
   // column layers reading the same input (one backward all-reduce instead of one per layer).
@@ -93,6 +103,9 @@ class RMSNormImpl : public torch::nn::Module {
  public:
   RMSNormImpl(int64_t dim, double eps);
   torch::Tensor forward(const torch::Tensor& x);  // normalised in fp32, returned in x's dtype
+  // Returned in out_dtype; fused: one pass (kernels::rms_norm), else the LibTorch expression
+  // above followed by a cast.
+  torch::Tensor forward(const torch::Tensor& x, torch::ScalarType out_dtype, bool fused);
   torch::Tensor weight;
   double eps;
 };

@@ -2,6 +2,8 @@
 
 #include <limits>
 
+#include "core/kernels/fused_ops.h"
+
 namespace shardtune::core {
 
 LossSum causal_lm_loss(const torch::Tensor& logits, const torch::Tensor& labels) {
@@ -74,6 +76,17 @@ LossSum causal_lm_loss(const torch::Tensor& local_logits, const torch::Tensor& l
   auto targets = labels.narrow(1, 1, t - 1).reshape({-1});
   auto per_token = VocabParallelCrossEntropy::apply(
       shifted, targets, vocab.offset, vocab.length, reinterpret_cast<int64_t>(tp.comm.get()));
+  return {per_token.sum(), count_targets(labels)};
+}
+
+LossSum causal_lm_loss(const torch::Tensor& local_logits, const torch::Tensor& labels,
+                       const ShardSpec& vocab, const parallel::TpGroup& tp, bool fused) {
+  if (!fused) return causal_lm_loss(local_logits, labels, vocab, tp);
+  const bool sharded = tp.active() && vocab.sharded();
+  // Row t predicts labels[t + 1]; the last row's target is ignored (no copy of the logits).
+  auto per_token = kernels::fused_cross_entropy(
+      local_logits, kernels::next_token_targets(labels), sharded ? vocab.offset : 0,
+      sharded ? vocab.length : local_logits.size(-1), sharded ? tp.comm.get() : nullptr);
   return {per_token.sum(), count_targets(labels)};
 }
 

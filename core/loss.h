@@ -31,6 +31,13 @@ LossSum causal_lm_loss(const torch::Tensor& logits, const torch::Tensor& labels)
 LossSum causal_lm_loss(const torch::Tensor& local_logits, const torch::Tensor& labels,
                        const ShardSpec& vocab, const parallel::TpGroup& tp);
 
+// The same loss, computed by kernels::fused_cross_entropy when `fused` (one pass over the logits
+// in forward and one in backward, fp32 math for bf16 logits, no shifted copy of the logits; the
+// same TP reductions), else by the form above. The two agree to float rounding (the fused sum of
+// exponentials is ordered differently): tests/test_kernels.cpp.
+LossSum causal_lm_loss(const torch::Tensor& local_logits, const torch::Tensor& labels,
+                       const ShardSpec& vocab, const parallel::TpGroup& tp, bool fused);
+
 // Number of targets that causal_lm_loss would count for these labels (no forward needed).
 int64_t count_targets(const torch::Tensor& labels);
 

@@ -3,11 +3,14 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
+#include <functional>
 
 #include "base/errors.h"
 #include "base/hash.h"
 #include "base/strings.h"
+#include "core/kernels/fused_ops.h"
 #include "core/layers.h"
+#include "core/recompute.h"
 
 namespace shardtune::core {
 
@@ -17,15 +20,21 @@ namespace {
 // rotary). Adds the P-tuning v2 prefix, maps this rank's q heads to their kv heads (grouped-query
 // attention, replicated kv under TP), applies dropout on the probabilities from the per-TP-rank
 // RNG stream (the heads are sharded), returns [B, T, h_local * d].
+// An undefined `bias` means "causal, no padding, no dropout": the fused kernel
+// (kernels::causal_attention) then applies the mask without building it.
 torch::Tensor attend(const CausalLMImpl& model, int64_t layer, torch::Tensor q, torch::Tensor k,
                      torch::Tensor v, torch::Tensor bias, double dropout, bool training) {
   const int64_t b = q.size(0), t = q.size(2);
+  int64_t prefix = 0;
   if (auto* provider = model.prefix_provider()) {
     auto [pk, pv] = provider->prefix(layer, b);
     k = torch::cat({pk.to(k.scalar_type()), k}, 2);
     v = torch::cat({pv.to(v.scalar_type()), v}, 2);
+    prefix = pk.size(2);
     // Every query sees every prefix position.
-    bias = torch::cat({torch::zeros({b, 1, t, pk.size(2)}, bias.options()), bias}, -1);
+    if (bias.defined()) {
+      bias = torch::cat({torch::zeros({b, 1, t, prefix}, bias.options()), bias}, -1);
+    }
   }
   const auto& c = model.config();
   const int64_t h_local = q.size(1);
@@ -44,7 +53,9 @@ torch::Tensor attend(const CausalLMImpl& model, int64_t layer, torch::Tensor q, 
     v = v.index_select(1, idx);
   }
   torch::Tensor out;
-  if (dropout > 0.0 && training && model.tp().active()) {
+  if (!bias.defined()) {
+    out = kernels::causal_attention(q, k, v, prefix);
+  } else if (dropout > 0.0 && training && model.tp().active()) {
     auto fork = parallel::rng_tracker().fork();
     out = attention(q, k, v, bias, dropout, training);
   } else {
@@ -82,8 +93,12 @@ class LlamaAttentionImpl : public torch::nn::Module {
     auto heads = [&](Linear& proj) {
       return proj->forward_shared(x, x_f).view({b, t, -1, head_dim_}).transpose(1, 2);
     };
-    auto q = apply_rotary(heads(q_proj), cos, sin);  // [B, h_local, T, d]
-    auto k = apply_rotary(heads(k_proj), cos, sin);  // [B, kv_held, T, d]
+    const bool fused = model_.compute().fused;
+    auto rotary = [&](const torch::Tensor& y) {
+      return fused ? kernels::apply_rotary(y, cos, sin) : apply_rotary(y, cos, sin);
+    };
+    auto q = rotary(heads(q_proj));  // [B, h_local, T, d]
+    auto k = rotary(heads(k_proj));  // [B, kv_held, T, d]
     auto out = attend(model_, layer_, q, k, heads(v_proj), bias, dropout_, is_training());
     return o_proj(out);
   }
@@ -99,7 +114,9 @@ TORCH_MODULE(LlamaAttention);
 
 class LlamaMlpImpl : public torch::nn::Module {
  public:
-  LlamaMlpImpl(const ModelConfig& c, const parallel::TpGroup& tp) : tp_(tp) {
+  LlamaMlpImpl(const CausalLMImpl& m) : model_(m), tp_(m.tp()) {
+    const auto& c = m.config();
+    const auto& tp = m.tp();
     gate_proj = register_module(
         "gate_proj", Linear(c.hidden_size, c.intermediate_size, false, LinearKind::kColumn, tp));
     up_proj = register_module(
@@ -109,32 +126,38 @@ class LlamaMlpImpl : public torch::nn::Module {
   }
   torch::Tensor forward(const torch::Tensor& x) {
     auto x_f = parallel::copy_to_tp(x, tp_);
-    return down_proj(torch::silu(gate_proj->forward_shared(x, x_f)) * up_proj->forward_shared(x, x_f));
+    auto gate = gate_proj->forward_shared(x, x_f), up = up_proj->forward_shared(x, x_f);
+    return down_proj(model_.compute().fused ? kernels::swiglu(gate, up) : torch::silu(gate) * up);
   }
   Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 
  private:
+  const CausalLMImpl& model_;
   parallel::TpGroup tp_;
 };
 TORCH_MODULE(LlamaMlp);
 
 class LlamaBlockImpl : public torch::nn::Module {
  public:
-  LlamaBlockImpl(const CausalLMImpl& m, int64_t layer) : dropout_(m.config().dropout) {
+  LlamaBlockImpl(const CausalLMImpl& m, int64_t layer) : model_(m), dropout_(m.config().dropout) {
     const auto& c = m.config();
     input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.norm_eps));
     self_attn = register_module("self_attn", LlamaAttention(m, layer));
     post_attention_layernorm =
         register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.norm_eps));
-    mlp = register_module("mlp", LlamaMlp(c, m.tp()));
+    mlp = register_module("mlp", LlamaMlp(m));
   }
+  // x: the residual stream [B, T, H], fp32 (also under bf16 compute: the norms read it in fp32
+  // and write bf16, the row-parallel projections return fp32).
   torch::Tensor forward(torch::Tensor x, const torch::Tensor& cos, const torch::Tensor& sin,
                         const torch::Tensor& bias) {
+    const auto& c = model_.compute();
+    const auto dtype = model_.compute_dtype();
     // Residual dropout acts on replicated activations: the default stream, identical on every
     // TP rank.
-    auto a = self_attn(input_layernorm(x), cos, sin, bias);
+    auto a = self_attn(input_layernorm->forward(x, dtype, c.fused), cos, sin, bias);
     x = x + torch::dropout(a, dropout_, is_training() && dropout_ > 0);
-    auto m = mlp(post_attention_layernorm(x));
+    auto m = mlp(post_attention_layernorm->forward(x, dtype, c.fused));
     return x + torch::dropout(m, dropout_, is_training() && dropout_ > 0);
   }
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
@@ -142,9 +165,45 @@ class LlamaBlockImpl : public torch::nn::Module {
   LlamaMlp mlp{nullptr};
 
  private:
+  const CausalLMImpl& model_;
   double dropout_;
 };
 TORCH_MODULE(LlamaBlock);
+
+// The model's trainable parameters when blocks are recomputed in this pass (recompute() needs
+// them to record a block whose input needs no gradient but whose parameters, or a prefix
+// encoder's, do), else empty.
+std::vector<torch::Tensor> recompute_params(const CausalLMImpl& model) {
+  std::vector<torch::Tensor> out;
+  if (!model.compute().recompute || !model.is_training() || !torch::GradMode::is_enabled()) {
+    return out;
+  }
+  for (const auto& p : model.parameters()) {
+    if (p.requires_grad()) out.push_back(p);
+  }
+  return out;
+}
+
+// Runs fn(x) directly, or (compute().recompute, training with grad) without keeping the
+// block's activations, recomputed in backward with the same RNG state (core/recompute.h). `fn`
+// runs again in backward, after forward returned: it must own (capture by value) what it reads.
+torch::Tensor run_block(const CausalLMImpl& model, const std::vector<torch::Tensor>& params,
+                        std::function<torch::Tensor(const torch::Tensor&)> fn,
+                        const torch::Tensor& x) {
+  if (!model.compute().recompute || !model.is_training() || !torch::GradMode::is_enabled()) {
+    return fn(x);
+  }
+  return recompute([fn](const std::vector<torch::Tensor>& in) { return fn(in[0]); }, {x}, params);
+}
+
+// Whether attention can take the fused causal kernel: fused kernels on, no padding key, and no
+// dropout on the probabilities in this pass.
+bool fused_causal_ok(const CausalLMImpl& model, const torch::Tensor& attention_mask,
+                     bool training) {
+  if (!model.compute().fused) return false;
+  if (model.config().dropout > 0.0 && training) return false;
+  return !attention_mask.defined() || attention_mask.all().item<bool>();
+}
 
 class LlamaBodyImpl : public torch::nn::Module {
  public:
@@ -176,14 +235,27 @@ class LlamaForCausalLM : public CausalLMImpl {
   torch::Tensor forward(const torch::Tensor& input_ids,
                         const torch::Tensor& attention_mask) override {
     auto mask = attention_mask.defined() ? attention_mask : torch::ones_like(input_ids);
-    auto x = model->embed_tokens(input_ids);
+    auto x = model->embed_tokens(input_ids);  // fp32: the residual stream
+    // Fused RoPE reads fp32 tables in any compute dtype (fp32 math, one rounding).
+    const auto table_dtype = compute_.fused ? torch::kFloat : compute_dtype();
     auto [cos, sin] = rotary_tables(position_ids_from_mask(mask), config_.head_dim(),
-                                    config_.rope_theta, x.scalar_type());
-    auto bias = causal_attention_bias(mask, x.scalar_type());
-    for (auto& layer : *model->layers) x = layer->as<LlamaBlock>()->forward(x, cos, sin, bias);
-    x = model->norm(x);
+                                    config_.rope_theta, table_dtype);
+    torch::Tensor bias;  // undefined: the fused causal kernel (attend())
+    if (!fused_causal_ok(*this, attention_mask, is_training())) {
+      bias = causal_attention_bias(mask, x.scalar_type());
+    }
+    const auto params = recompute_params(*this);
+    for (auto& layer : *model->layers) {
+      auto* block = layer->as<LlamaBlock>();
+      x = run_block(*this, params,
+                    [block, cos = cos, sin = sin, bias](const torch::Tensor& h) {
+                      return block->forward(h, cos, sin, bias);
+                    },
+                    x);
+    }
+    x = model->norm->forward(x, compute_dtype(), compute_.fused);
     if (lm_head) return lm_head(x);
-    return torch::nn::functional::linear(parallel::copy_to_tp(x, tp_), model->embed_tokens->weight);
+    return mixed_linear(parallel::copy_to_tp(x, tp_), model->embed_tokens->weight);
   }
   const ShardSpec& vocab_spec() const override { return model->embed_tokens->spec(); }
 
@@ -240,7 +312,7 @@ TORCH_MODULE(Gpt2Mlp);
 
 class Gpt2BlockImpl : public torch::nn::Module {
  public:
-  Gpt2BlockImpl(const CausalLMImpl& m, int64_t layer) : dropout_(m.config().dropout) {
+  Gpt2BlockImpl(const CausalLMImpl& m, int64_t layer) : model_(m), dropout_(m.config().dropout) {
     const auto& c = m.config();
     ln_1 = register_module("ln_1", LayerNorm(c.hidden_size, c.norm_eps));
     attn = register_module("attn", Gpt2Attention(m, layer));
@@ -248,14 +320,17 @@ class Gpt2BlockImpl : public torch::nn::Module {
     mlp = register_module("mlp", Gpt2Mlp(c, m.tp()));
   }
   torch::Tensor forward(torch::Tensor x, const torch::Tensor& bias) {
-    x = x + torch::dropout(attn(ln_1(x), bias), dropout_, is_training() && dropout_ > 0);
-    return x + torch::dropout(mlp(ln_2(x)), dropout_, is_training() && dropout_ > 0);
+    // The residual stream x stays fp32; under bf16 compute the norms' outputs are rounded to bf16.
+    const auto dtype = model_.compute_dtype();
+    x = x + torch::dropout(attn(ln_1(x).to(dtype), bias), dropout_, is_training() && dropout_ > 0);
+    return x + torch::dropout(mlp(ln_2(x).to(dtype)), dropout_, is_training() && dropout_ > 0);
   }
   LayerNorm ln_1{nullptr}, ln_2{nullptr};
   Gpt2Attention attn{nullptr};
   Gpt2Mlp mlp{nullptr};
 
  private:
+  const CausalLMImpl& model_;
   double dropout_;
 };
 TORCH_MODULE(Gpt2Block);
@@ -289,10 +364,18 @@ class Gpt2LMHeadModel : public CausalLMImpl {
                 config_.max_position_embeddings);
     auto x = transformer->wte(input_ids) + transformer->wpe(position_ids_from_mask(mask));
     x = torch::dropout(x, config_.dropout, is_training() && config_.dropout > 0);
-    auto bias = causal_attention_bias(mask, x.scalar_type());
-    for (auto& block : *transformer->h) x = block->as<Gpt2Block>()->forward(x, bias);
-    x = transformer->ln_f(x);
-    return torch::nn::functional::linear(parallel::copy_to_tp(x, tp_), transformer->wte->weight);
+    torch::Tensor bias;  // undefined: the fused causal kernel (attend())
+    if (!fused_causal_ok(*this, attention_mask, is_training())) {
+      bias = causal_attention_bias(mask, x.scalar_type());
+    }
+    const auto params = recompute_params(*this);
+    for (auto& layer : *transformer->h) {
+      auto* block = layer->as<Gpt2Block>();
+      x = run_block(*this, params,
+                    [block, bias](const torch::Tensor& h) { return block->forward(h, bias); }, x);
+    }
+    x = transformer->ln_f(x).to(compute_dtype());
+    return mixed_linear(parallel::copy_to_tp(x, tp_), transformer->wte->weight);
   }
   const ShardSpec& vocab_spec() const override { return transformer->wte->spec(); }
   Gpt2Body transformer{nullptr};

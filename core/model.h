@@ -15,6 +15,7 @@
 #include <memory>
 #include <utility>
 
+#include "core/compute.h"
 #include "core/model_config.h"
 #include "core/shard.h"
 #include "parallel/tp_ops.h"
@@ -53,6 +54,15 @@ class CausalLMImpl : public torch::nn::Module {
   // Whether k/v projections are split over TP (kv_heads % tp == 0) or replicated.
   bool kv_heads_split() const { return config_.kv_heads() % tp_.size() == 0; }
 
+  // How forward computes (core/compute.h): fused kernels, bf16 with fp32 masters, per-block
+  // recomputation. Parameters stay fp32 whatever is set; with bf16 the logits are bf16.
+  void set_compute(const ComputeOptions& c) { compute_ = c; }
+  const ComputeOptions& compute() const { return compute_; }
+  // bf16 under compute().bf16, else fp32: the dtype of GEMM inputs and attention.
+  torch::ScalarType compute_dtype() const {
+    return compute_.bf16 ? torch::kBFloat16 : torch::kFloat;
+  }
+
   void set_prefix_provider(std::shared_ptr<PrefixProvider> p) { prefix_ = std::move(p); }
   PrefixProvider* prefix_provider() const { return prefix_.get(); }
 
@@ -60,6 +70,7 @@ class CausalLMImpl : public torch::nn::Module {
   ModelConfig config_;
   parallel::TpGroup tp_;
   std::shared_ptr<PrefixProvider> prefix_;
+  ComputeOptions compute_;
 };
 
 // Builds and initialises a model. Initialisation is a pure function of (seed, parameter name):

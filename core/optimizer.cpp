@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "core/kernels/fused_ops.h"
+
 namespace shardtune::core {
 
 AdamW::AdamW(std::vector<NamedParameter> params, AdamWOptions options, NormShare norm)
@@ -34,6 +36,32 @@ void adamw_update(torch::Tensor& p, const torch::Tensor& g, torch::Tensor& m, to
 void AdamW::step(double lr) {
   torch::NoGradGuard no_grad;
   ++step_;
+  if (options_.fused) {
+    // Tensors the fused kernel cannot take (non-contiguous) go through adamw_update.
+    std::vector<torch::Tensor> p, g, m, v;
+    std::vector<bool> decay;
+    for (size_t i = 0; i < params_.size(); ++i) {
+      auto& param = params_[i].param;
+      const auto& grad = param.grad();
+      if (!grad.defined()) continue;
+      if (param.is_contiguous() && grad.is_contiguous() &&
+          param.scalar_type() == torch::kFloat && grad.scalar_type() == torch::kFloat) {
+        p.push_back(param);
+        g.push_back(grad);
+        m.push_back(exp_avg_[i]);
+        v.push_back(exp_avg_sq_[i]);
+        decay.push_back(param.dim() >= 2);
+      } else {
+        AdamWOptions o = options_;
+        if (param.dim() < 2) o.weight_decay = 0.0;
+        adamw_update(param, grad, exp_avg_[i], exp_avg_sq_[i], step_, lr, o, {});
+      }
+    }
+    const kernels::AdamWHyper h{lr, options_.beta1, options_.beta2, options_.eps,
+                                options_.weight_decay, step_};
+    if (!p.empty()) kernels::fused_adamw(p, g, m, v, decay, h);
+    return;
+  }
   for (size_t i = 0; i < params_.size(); ++i) {
     auto& p = params_[i].param;
     const auto& g = p.grad();

@@ -26,6 +26,10 @@ struct AdamWOptions {
   double beta2 = 0.999;
   double eps = 1e-8;
   double weight_decay = 0.0;  // applied to parameters with dim >= 2 only (not norms, biases)
+  // kernels::fused_adamw (one pass over all tensors, each element read and written once) instead
+  // of adamw_update's LibTorch ops: the same formula, equal to 1e-6 relative
+  // (tests/test_kernels.cpp); AdamW and ZeroAdamW then still agree bitwise with each other.
+  bool fused = true;
 };
 
 // The AdamW moments of every parameter at the parameter's (TP-local) shape, in parameter order,

@@ -30,6 +30,20 @@ void TrainOptions::validate() const {
   require(on_nonfinite == "stop" || on_nonfinite == "skip",
           "[train] on_nonfinite='" + on_nonfinite + "' is unknown (known: stop, skip)");
   require_count("[train] max_nonfinite_steps", max_nonfinite_steps, 1);
+  require(kernels == "fused" || kernels == "reference",
+          "[train] kernels='" + kernels + "' is unknown (known: fused, reference)");
+  require(dtype == "fp32" || dtype == "bf16",
+          "[train] dtype='" + dtype + "' is unknown (known: fp32, bf16)");
+  require(recompute == "none" || recompute == "block",
+          "[train] recompute='" + recompute + "' is unknown (known: none, block)");
+}
+
+ComputeOptions TrainOptions::compute() const {
+  ComputeOptions c;
+  c.fused = kernels == "fused";
+  c.bf16 = dtype == "bf16";
+  c.recompute = recompute == "block";
+  return c;
 }
 
 AdamWOptions TrainOptions::adamw() const {

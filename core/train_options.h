@@ -6,6 +6,7 @@
 #include <string>
 
 #include "base/fields.h"
+#include "core/compute.h"
 #include "core/optimizer.h"
 
 namespace shardtune::core {
@@ -33,11 +34,16 @@ struct TrainOptions : base::FieldList<TrainOptions> {
   // after max_nonfinite_steps such steps in a row.
   std::string on_nonfinite = "stop";
   int64_t max_nonfinite_steps = 5;
+  std::string kernels = "fused";
+  std::string dtype = "fp32";
+  std::string recompute = "none";
 
   // UserError naming the [train] field (checks that need no other section).
   void validate() const;
   AdamWOptions adamw() const;
   LrSchedule schedule() const;
+  // kernels / dtype / recompute as the model and optimizer take them (core/compute.h).
+  ComputeOptions compute() const;
 
   // The field list (base/fields.h): every option once, with its doc line.
   template <typename Self, typename V>
@@ -64,6 +70,13 @@ struct TrainOptions : base::FieldList<TrainOptions> {
       "update)");
     v("max_nonfinite_steps", c.max_nonfinite_steps,
       "with on_nonfinite=skip: stop after this many non-finite steps in a row");
+    v("kernels", c.kernels,
+      "fused (core/kernels' fused CPU operators) | reference (the unfused LibTorch expressions)");
+    v("dtype", c.dtype,
+      "fp32 | bf16 (bf16 compute; fp32 master weights, AdamW state, norms, softmax, loss and "
+      "gradient sync)");
+    v("recompute", c.recompute,
+      "none | block (recompute each transformer block's activations in backward)");
   }
 };
 

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <map>
 
+#include "core/kernels/fused_ops.h"
 #include "core/loss.h"
 #include "core/zero_adamw.h"
 
@@ -25,6 +26,8 @@ std::vector<bool> counted_in_norm(CausalLMImpl& model, const std::vector<NamedPa
 TrainingStep::TrainingStep(CausalLMImpl& model, std::vector<NamedParameter> trainable,
                            parallel::Communicator& dp, TrainingStepOptions options)
     : model_(model), trainable_(std::move(trainable)), dp_(dp), options_(options) {
+  model_.set_compute(options_.compute);
+  options_.adamw.fused = options_.compute.fused;
   std::vector<torch::Tensor> params;
   for (auto& p : trainable_) params.push_back(p.param);
   grad_sync_ = std::make_unique<parallel::GradSync>(params, dp_, options_.bucket_bytes,
@@ -65,7 +68,8 @@ StepStats TrainingStep::run(const std::vector<const Example*>& examples, double 
     grad_sync_->set_sync(i + 1 == batches.size());
     auto& b = batches[i];
     auto logits = model_.forward(b.input_ids, b.attention_mask);
-    auto loss = causal_lm_loss(logits, b.labels, model_.vocab_spec(), model_.tp());
+    auto loss = causal_lm_loss(logits, b.labels, model_.vocab_spec(), model_.tp(),
+                               model_.compute().fused);
     (loss.sum * inv).backward();
     loss_sum += loss.sum.item<double>();
   }
@@ -86,7 +90,12 @@ StepStats TrainingStep::run(const std::vector<const Example*>& examples, double 
   (options_.finite_group ? *options_.finite_group : dp_)
       .all_reduce(nonfinite, parallel::ReduceOp::kMax);
   stats.finite = nonfinite.item<int>() == 0;
-  if (stats.finite) optimizer_->step(lr);
+  if (stats.finite) {
+    optimizer_->step(lr);
+    // The bf16 copies of the weights belong to the step that made them (ZeRO-1's all-gather
+    // writes parameters through MPI, which no version counter sees).
+    if (model_.compute().bf16) kernels::clear_bf16_weight_cache();
+  }
   grad_sync_->zero_grad();
   return stats;
 }
@@ -104,7 +113,7 @@ EvalResult evaluate(CausalLMImpl& model, const std::vector<Example>& examples,
     if (group.empty()) return;
     auto b = collate(group, pad_id);
     auto loss = causal_lm_loss(model.forward(b.input_ids, b.attention_mask), b.labels,
-                               model.vocab_spec(), model.tp());
+                               model.vocab_spec(), model.tp(), model.compute().fused);
     loss_sum += loss.sum.item<double>();
     tokens += loss.tokens;
     group.clear();

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/batch.h"
+#include "core/compute.h"
 #include "core/model.h"
 #include "core/optimizer.h"
 #include "parallel/communicator.h"
@@ -32,10 +33,11 @@ struct TrainingStepOptions {
   bool zero = false;             // ZeRO-1: AdamW state sharded over DP
   int64_t bucket_bytes = 25 << 20;  // DP gradient bucket size
   int64_t pad_id = 0;
-  AdamWOptions adamw;
+  AdamWOptions adamw;           // adamw.fused is overridden by compute.fused
   // Every rank of the job must agree on whether a step was finite: the flag is MAX all-reduced
   // over this communicator (the world; it must outlive the step). nullptr: over `dp` only.
   parallel::Communicator* finite_group = nullptr;
+  ComputeOptions compute;       // set on the model by the constructor (core/compute.h)
 };
 
 struct StepStats {
@@ -50,7 +52,8 @@ struct StepStats {
 
 class TrainingStep {
  public:
-  // Builds the DP gradient sync over `trainable` and the optimizer (ZeRO-1 AdamW with
+  // Sets options.compute on the model; builds the DP gradient sync over `trainable` and the
+  // optimizer (ZeRO-1 AdamW with
   // options.zero, else AdamW); the norm counts TP-replicated gradients on TP rank 0 only (the
   // model's parameter specs say which are replicated). `dp` must outlive this object. Collective
   // over nothing; the first run() is the first collective.

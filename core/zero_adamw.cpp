@@ -1,5 +1,7 @@
 #include "core/zero_adamw.h"
 
+#include "core/kernels/fused_ops.h"
+
 namespace shardtune::core {
 
 namespace {
@@ -48,8 +50,16 @@ void ZeroAdamW::step(double lr) {
   for (int64_t b = 0; b < partition_.num_buckets(); ++b) {
     auto p = partition_.param_shard(b);
     const auto i = static_cast<size_t>(b);
-    adamw_update(p, partition_.grad_shard(b), exp_avg_[i], exp_avg_sq_[i], step_, lr, options_,
-                 decay_mask_[i]);
+    if (options_.fused) {
+      // Bitwise fused_adamw on the same elements, so ZeRO-1 equals plain fused AdamW.
+      const kernels::AdamWHyper h{lr, options_.beta1, options_.beta2, options_.eps,
+                                  options_.weight_decay, step_};
+      kernels::fused_adamw_masked(p, partition_.grad_shard(b), exp_avg_[i], exp_avg_sq_[i],
+                                  decay_mask_[i], h);
+    } else {
+      adamw_update(p, partition_.grad_shard(b), exp_avg_[i], exp_avg_sq_[i], step_, lr, options_,
+                   decay_mask_[i]);
+    }
     // Bucket b's gather overlaps the update of bucket b + 1.
     gathers.push_back(partition_.gather_async(b));
   }

@@ -123,6 +123,7 @@ Trainer::Trainer(Config config, parallel::RankGrid& grid, TestHooks hooks)
   step_options.pad_id = tokenizer_->pad_id();
   step_options.adamw = c.train.adamw();
   step_options.finite_group = &grid_.world();
+  step_options.compute = c.train.compute();
   step_ = std::make_unique<core::TrainingStep>(*model_, strategy_->trainable_parameters(*model_),
                                                grid_.dp(), step_options);
   schedule_ = c.train.schedule();

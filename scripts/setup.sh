@@ -20,6 +20,7 @@ PACKAGES=(
   wordnet-base            # English text for the demo and the real-task tests
   iproute2                # ip netns for the multi-node rehearsal (tests/cluster.cmake)
   python3-torch           # tests/reference/hf_reference.py: the independent HF-semantics reference
+  gnuplot-nox             # benchmarks/run.sh: throughput, MFU and ratio plots (pngcairo)
 )
 
 missing=()

@@ -1,0 +1,617 @@
+#include "core/kernels/fused_ops.h"
+
+#include <ATen/Parallel.h>
+
+#include <cfloat>
+#include <cmath>
+#include <cstring>
+#include <mutex>
+#include <unordered_map>
+
+#include "core/kernels/cpu_kernels.h"
+
+namespace shardtune::kernels {
+
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// Rows per parallel task: enough work per task to amortise the OpenMP hand-off.
+int64_t grain_rows(int64_t row_len) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, row_len)); }
+
+void check_float_or_bf16(const torch::Tensor& t, const char* what) {
+  TORCH_CHECK(t.device().is_cpu(), what, ": fused kernels run on CPU tensors");
+  TORCH_CHECK(t.scalar_type() == torch::kFloat || t.scalar_type() == torch::kBFloat16, what,
+              ": expected float32 or bfloat16, got ", t.scalar_type());
+}
+
+float bf16_value(bf16_t h) {
+  const uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+bf16_t* bf16_ptr(const torch::Tensor& t) {
+  return reinterpret_cast<bf16_t*>(t.data_ptr<at::BFloat16>());
+}
+
+// Rows of a tensor whose last dim has stride 1: collapses the leading dims to [rows, n] when
+// they are contiguous among themselves, else makes them so (one copy).
+torch::Tensor as_rows(const torch::Tensor& t) {
+  TORCH_CHECK(t.dim() >= 1, "fused kernel: scalar input");
+  auto c = t.stride(-1) == 1 ? t : t.contiguous();
+  auto r = c.reshape({-1, c.size(-1)});
+  if (r.stride(-1) != 1 || (r.size(0) > 1 && r.stride(0) != r.size(1))) r = r.contiguous();
+  return r;
+}
+
+// ---- cross-entropy ---------------------------------------------------------------------------
+
+struct CrossEntropyFn : torch::autograd::Function<CrossEntropyFn> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& logits,
+                               const torch::Tensor& targets, int64_t offset, int64_t length,
+                               int64_t comm_handle) {
+    check_float_or_bf16(logits, "fused_cross_entropy logits");
+    TORCH_CHECK(targets.scalar_type() == torch::kLong, "fused_cross_entropy: int64 targets");
+    auto* comm = reinterpret_cast<parallel::Communicator*>(comm_handle);
+    const int64_t chunk = logits.size(-1);
+    TORCH_CHECK(length >= 0 && length <= chunk, "fused_cross_entropy: length ", length,
+                " outside [0, ", chunk, "]");
+    auto x = as_rows(logits);  // [N, chunk]
+    auto t = targets.reshape({-1}).contiguous();
+    const int64_t rows = x.size(0);
+    TORCH_CHECK(t.numel() == rows, "fused_cross_entropy: ", t.numel(), " targets for ", rows,
+                " rows of logits");
+    // stats[:, 0] row max, [:, 1] sum of exp(x - max), [:, 2] target logit (0 if not here).
+    auto stats = torch::empty({rows, 3}, torch::kFloat);
+    float* st = stats.data_ptr<float>();
+    const int64_t* tg = t.data_ptr<int64_t>();
+    const bool bf16 = x.scalar_type() == torch::kBFloat16;
+    const int64_t ld = x.stride(0);
+    const float* xf = bf16 ? nullptr : x.data_ptr<float>();
+    const bf16_t* xb = bf16 ? bf16_ptr(x) : nullptr;
+    at::parallel_for(0, rows, grain_rows(length), [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        float* s = st + 3 * r;
+        if (bf16) {
+          row_max_sumexp_bf16(xb + r * ld, length, &s[0], &s[1]);
+        } else {
+          row_max_sumexp_f32(xf + r * ld, length, &s[0], &s[1]);
+        }
+        const int64_t local = tg[r] - offset;
+        const bool mine = tg[r] != -100 && local >= 0 && local < length;
+        s[2] = mine ? (bf16 ? bf16_value(xb[r * ld + local]) : xf[r * ld + local]) : 0.0f;
+      }
+    });
+    if (comm != nullptr && comm->size() > 1) {
+      // Each rank rescales its sum of exponentials to the global row max, then one sum.
+      auto local_max = stats.select(1, 0).clone();
+      auto global_max = local_max.clone();
+      comm->all_reduce(global_max, parallel::ReduceOp::kMax);
+      auto rescale = (local_max - global_max).exp_();
+      stats.select(1, 1).mul_(rescale);
+      stats.select(1, 0).copy_(global_max);
+      auto sums = stats.narrow(1, 1, 2).contiguous();
+      comm->all_reduce(sums, parallel::ReduceOp::kSum);
+      stats.narrow(1, 1, 2).copy_(sums);
+    }
+    // loss = log(sum) + max - target logit; lse saved for the backward.
+    auto lse = stats.select(1, 1).log() + stats.select(1, 0);
+    auto ignored = t.eq(-100);
+    auto loss = (lse - stats.select(1, 2)).masked_fill_(ignored, 0.0);
+    ctx->save_for_backward({logits, t, lse});
+    ctx->saved_data["offset"] = offset;
+    ctx->saved_data["length"] = length;
+    return loss.view(targets.sizes());
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad) {
+    auto saved = ctx->get_saved_variables();
+    const auto& logits = saved[0];
+    const auto& t = saved[1];
+    const auto& lse = saved[2];
+    const int64_t offset = ctx->saved_data["offset"].toInt();
+    const int64_t length = ctx->saved_data["length"].toInt();
+    auto x = as_rows(logits);
+    const int64_t rows = x.size(0), chunk = x.size(1), ld = x.stride(0);
+    auto g = grad[0].reshape({-1}).to(torch::kFloat).contiguous();
+    auto out = torch::empty({rows, chunk}, logits.options().memory_format(
+                                               torch::MemoryFormat::Contiguous));
+    const bool bf16 = x.scalar_type() == torch::kBFloat16;
+    const float* gp = g.data_ptr<float>();
+    const float* lp = lse.data_ptr<float>();
+    const int64_t* tg = t.data_ptr<int64_t>();
+    at::parallel_for(0, rows, grain_rows(chunk), [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        const float scale = tg[r] == -100 ? 0.0f : gp[r];
+        const int64_t local = tg[r] - offset;
+        if (bf16) {
+          bf16_t* o = bf16_ptr(out) + r * chunk;
+          ce_row_grad_bf16(bf16_ptr(x) + r * ld, length, lp[r], local, scale, o);
+          for (int64_t j = length; j < chunk; ++j) o[j] = 0;
+        } else {
+          float* o = out.data_ptr<float>() + r * chunk;
+          ce_row_grad_f32(x.data_ptr<float>() + r * ld, length, lp[r], local, scale, o);
+          for (int64_t j = length; j < chunk; ++j) o[j] = 0.0f;
+        }
+      }
+    });
+    return {out.view(logits.sizes()), torch::Tensor(), torch::Tensor(), torch::Tensor(),
+            torch::Tensor()};
+  }
+};
+
+// ---- RMSNorm ------------------------------------------------------------------------------------
+
+struct RmsNormFn : torch::autograd::Function<RmsNormFn> {
+  // (x, y) dtypes: (f32, f32), (bf16, bf16), or (f32, bf16): an fp32 residual stream normalised
+  // into bf16 compute.
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& weight, double eps, int64_t out_dtype) {
+    check_float_or_bf16(x, "rms_norm input");
+    const auto ydt = static_cast<torch::ScalarType>(out_dtype);
+    const bool xb = x.scalar_type() == torch::kBFloat16, yb = ydt == torch::kBFloat16;
+    TORCH_CHECK(ydt == torch::kFloat || ydt == torch::kBFloat16, "rms_norm: output dtype ", ydt);
+    TORCH_CHECK(!xb || yb, "rms_norm: bf16 input with fp32 output is not supported");
+    const int64_t n = x.size(-1);
+    TORCH_CHECK(weight.dim() == 1 && weight.size(0) == n, "rms_norm: weight of shape ",
+                weight.sizes(), " for rows of ", n);
+    auto xr = as_rows(x);
+    auto w = weight.to(torch::kFloat).contiguous();
+    const int64_t rows = xr.size(0), ld = xr.stride(0);
+    auto y = torch::empty({rows, n}, x.options().dtype(ydt).memory_format(
+                                         torch::MemoryFormat::Contiguous));
+    auto rstd = torch::empty({rows}, torch::kFloat);
+    const float e = static_cast<float>(eps);
+    const float* wp = w.data_ptr<float>();
+    float* rp = rstd.data_ptr<float>();
+    at::parallel_for(0, rows, grain_rows(n), [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        if (xb) {
+          rp[r] = rmsnorm_row_bf16(bf16_ptr(xr) + r * ld, wp, n, e, bf16_ptr(y) + r * n);
+        } else if (yb) {
+          rp[r] = rmsnorm_row_f32_to_bf16(xr.data_ptr<float>() + r * ld, wp, n, e,
+                                          bf16_ptr(y) + r * n);
+        } else {
+          rp[r] = rmsnorm_row_f32(xr.data_ptr<float>() + r * ld, wp, n, e,
+                                  y.data_ptr<float>() + r * n);
+        }
+      }
+    });
+    ctx->save_for_backward({xr, w, rstd});
+    ctx->saved_data["weight_dtype"] = static_cast<int64_t>(weight.scalar_type());
+    ctx->saved_data["out_dtype"] = out_dtype;
+    return y.view(x.sizes());
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad) {
+    auto saved = ctx->get_saved_variables();
+    const auto& xr = saved[0];
+    const auto& w = saved[1];
+    const auto& rstd = saved[2];
+    const auto ydt = static_cast<torch::ScalarType>(ctx->saved_data["out_dtype"].toInt());
+    const int64_t rows = xr.size(0), n = xr.size(1), ld = xr.stride(0);
+    auto dy = grad[0].to(ydt).reshape({rows, n}).contiguous();
+    auto dx = torch::empty({rows, n}, xr.options().memory_format(torch::MemoryFormat::Contiguous));
+    const bool xb = xr.scalar_type() == torch::kBFloat16, yb = ydt == torch::kBFloat16;
+    // One fp32 weight-gradient accumulator per task, summed in task order (deterministic for a
+    // given row count: the tasks do not depend on the thread count).
+    const int64_t grain = grain_rows(n);
+    const int64_t tasks = (rows + grain - 1) / grain;
+    auto dw_parts = torch::zeros({std::max<int64_t>(tasks, 1), n}, torch::kFloat);
+    const float* wp = w.data_ptr<float>();
+    const float* rp = rstd.data_ptr<float>();
+    at::parallel_for(0, tasks, 1, [&](int64_t tb, int64_t te) {
+      for (int64_t task = tb; task < te; ++task) {
+        float* acc = dw_parts.data_ptr<float>() + task * n;
+        for (int64_t r = task * grain; r < std::min(rows, (task + 1) * grain); ++r) {
+          if (xb) {
+            rmsnorm_row_backward_bf16(bf16_ptr(xr) + r * ld, wp, bf16_ptr(dy) + r * n, n, rp[r],
+                                      bf16_ptr(dx) + r * n, acc);
+          } else if (yb) {
+            rmsnorm_row_backward_f32_bf16(xr.data_ptr<float>() + r * ld, wp, bf16_ptr(dy) + r * n,
+                                          n, rp[r], dx.data_ptr<float>() + r * n, acc);
+          } else {
+            rmsnorm_row_backward_f32(xr.data_ptr<float>() + r * ld, wp,
+                                     dy.data_ptr<float>() + r * n, n, rp[r],
+                                     dx.data_ptr<float>() + r * n, acc);
+          }
+        }
+      }
+    });
+    const auto wdtype = static_cast<torch::ScalarType>(ctx->saved_data["weight_dtype"].toInt());
+    auto dw = dw_parts.sum(0).to(wdtype);
+    return {dx.view(grad[0].sizes()), dw, torch::Tensor(), torch::Tensor()};
+  }
+};
+
+// ---- SwiGLU -------------------------------------------------------------------------------------
+
+struct SwigluFn : torch::autograd::Function<SwigluFn> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& gate,
+                               const torch::Tensor& up) {
+    check_float_or_bf16(gate, "swiglu gate");
+    TORCH_CHECK(gate.sizes() == up.sizes() && gate.scalar_type() == up.scalar_type(),
+                "swiglu: gate ", gate.sizes(), " and up ", up.sizes(), " differ");
+    auto g = gate.contiguous(), u = up.contiguous();
+    auto y = torch::empty_like(g, torch::MemoryFormat::Contiguous);
+    const bool bf16 = g.scalar_type() == torch::kBFloat16;
+    at::parallel_for(0, g.numel(), 16384, [&](int64_t b, int64_t e) {
+      if (bf16) {
+        swiglu_bf16(bf16_ptr(g) + b, bf16_ptr(u) + b, e - b, bf16_ptr(y) + b);
+      } else {
+        swiglu_f32(g.data_ptr<float>() + b, u.data_ptr<float>() + b, e - b,
+                   y.data_ptr<float>() + b);
+      }
+    });
+    ctx->save_for_backward({g, u});
+    return y;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grad) {
+    auto saved = ctx->get_saved_variables();
+    const auto& g = saved[0];
+    const auto& u = saved[1];
+    auto dy = grad[0].to(g.scalar_type()).contiguous();
+    auto dg = torch::empty_like(g), du = torch::empty_like(u);
+    const bool bf16 = g.scalar_type() == torch::kBFloat16;
+    at::parallel_for(0, g.numel(), 16384, [&](int64_t b, int64_t e) {
+      if (bf16) {
+        swiglu_backward_bf16(bf16_ptr(g) + b, bf16_ptr(u) + b, bf16_ptr(dy) + b, e - b,
+                             bf16_ptr(dg) + b, bf16_ptr(du) + b);
+      } else {
+        swiglu_backward_f32(g.data_ptr<float>() + b, u.data_ptr<float>() + b,
+                            dy.data_ptr<float>() + b, e - b, dg.data_ptr<float>() + b,
+                            du.data_ptr<float>() + b);
+      }
+    });
+    return {dg, du};
+  }
+};
+
+// ---- RoPE ---------------------------------------------------------------------------------------
+
+// out[b, h, t] = rope(x[b, h, t], cos/sin row of (b, t)); sign = -1 applies the transpose.
+void rope_apply(const torch::Tensor& x, const torch::Tensor& c, const torch::Tensor& s,
+                float sign, torch::Tensor& out) {
+  const int64_t B = x.size(0), H = x.size(1), T = x.size(2), d = x.size(3);
+  const bool per_batch = c.dim() == 4;  // [B, 1, T, d] vs [T, d]
+  const bool bf16 = x.scalar_type() == torch::kBFloat16;
+  const int64_t sb = x.stride(0), sh = x.stride(1), st = x.stride(2);
+  at::parallel_for(0, B * H * T, grain_rows(d), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t t = i % T, h = (i / T) % H, b = i / (T * H);
+      const int64_t crow = per_batch ? (b * T + t) * d : t * d;
+      const float* cp = c.data_ptr<float>() + crow;
+      const float* sp = s.data_ptr<float>() + crow;
+      const int64_t xo = b * sb + h * sh + t * st;
+      if (bf16) {
+        rope_row_bf16(bf16_ptr(x) + xo, cp, sp, d, sign, bf16_ptr(out) + i * d);
+      } else {
+        rope_row_f32(x.data_ptr<float>() + xo, cp, sp, d, sign, out.data_ptr<float>() + i * d);
+      }
+    }
+  });
+}
+
+struct RopeFn : torch::autograd::Function<RopeFn> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& cos, const torch::Tensor& sin) {
+    check_float_or_bf16(x, "apply_rotary input");
+    TORCH_CHECK(x.dim() == 4 && x.size(-1) % 2 == 0, "apply_rotary: x must be [B, H, T, d] with ",
+                "even d, got ", x.sizes());
+    const int64_t B = x.size(0), T = x.size(2), d = x.size(3);
+    const bool ok4 = cos.dim() == 4 && cos.size(0) == B && cos.size(1) == 1 && cos.size(2) == T &&
+                     cos.size(3) == d;
+    const bool ok2 = cos.dim() == 2 && cos.size(0) == T && cos.size(1) == d;
+    TORCH_CHECK((ok4 || ok2) && cos.sizes() == sin.sizes(), "apply_rotary: cos/sin of shape ",
+                cos.sizes(), " for x ", x.sizes());
+    auto c = cos.to(torch::kFloat).contiguous(), s = sin.to(torch::kFloat).contiguous();
+    auto xs = x.stride(-1) == 1 ? x : x.contiguous();
+    auto out = torch::empty(x.sizes(), x.options().memory_format(torch::MemoryFormat::Contiguous));
+    rope_apply(xs, c, s, 1.0f, out);
+    ctx->save_for_backward({c, s});
+    return out;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grad) {
+    auto saved = ctx->get_saved_variables();
+    auto dy = grad[0].stride(-1) == 1 ? grad[0] : grad[0].contiguous();
+    auto dx = torch::empty(dy.sizes(), dy.options().memory_format(torch::MemoryFormat::Contiguous));
+    rope_apply(dy, saved[0], saved[1], -1.0f, dx);
+    return {dx, torch::Tensor(), torch::Tensor()};
+  }
+};
+
+// ---- causal softmax -------------------------------------------------------------------------------
+
+struct CausalSoftmaxFn : torch::autograd::Function<CausalSoftmaxFn> {
+  static torch::Tensor forward(AutogradContext* ctx, torch::Tensor scores, double scale,
+                               int64_t prefix) {
+    check_float_or_bf16(scores, "causal_softmax_ scores");
+    TORCH_CHECK(scores.is_contiguous() && scores.dim() == 4,
+                "causal_softmax_: contiguous [B, H, T, S] scores, got ", scores.sizes());
+    const int64_t T = scores.size(2), S = scores.size(3);
+    TORCH_CHECK(prefix >= 0 && prefix + T == S, "causal_softmax_: ", S, " keys for ", T,
+                " queries and a prefix of ", prefix);
+    const int64_t rows = scores.numel() / S;
+    const bool bf16 = scores.scalar_type() == torch::kBFloat16;
+    at::parallel_for(0, rows, grain_rows(S), [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const int64_t visible = prefix + r % T + 1;
+        if (bf16) {
+          causal_softmax_row_bf16(bf16_ptr(scores) + r * S, S, visible, static_cast<float>(scale));
+        } else {
+          causal_softmax_row_f32(scores.data_ptr<float>() + r * S, S, visible,
+                                 static_cast<float>(scale));
+        }
+      }
+    });
+    ctx->mark_dirty({scores});
+    ctx->save_for_backward({scores});
+    ctx->saved_data["scale"] = scale;
+    ctx->saved_data["prefix"] = prefix;
+    return scores;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grad) {
+    auto probs = ctx->get_saved_variables()[0];
+    const double scale = ctx->saved_data["scale"].toDouble();
+    const int64_t prefix = ctx->saved_data["prefix"].toInt();
+    auto dy = grad[0].to(probs.scalar_type()).contiguous();
+    auto dx = torch::empty_like(probs);
+    const int64_t T = probs.size(2), S = probs.size(3);
+    const int64_t rows = probs.numel() / S;
+    const bool bf16 = probs.scalar_type() == torch::kBFloat16;
+    at::parallel_for(0, rows, grain_rows(S), [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const int64_t visible = prefix + r % T + 1;
+        if (bf16) {
+          causal_softmax_row_backward_bf16(bf16_ptr(probs) + r * S, bf16_ptr(dy) + r * S,
+                                           bf16_ptr(dx) + r * S, S, visible,
+                                           static_cast<float>(scale));
+        } else {
+          causal_softmax_row_backward_f32(probs.data_ptr<float>() + r * S,
+                                          dy.data_ptr<float>() + r * S,
+                                          dx.data_ptr<float>() + r * S, S, visible,
+                                          static_cast<float>(scale));
+        }
+      }
+    });
+    return {dx, torch::Tensor(), torch::Tensor()};
+  }
+};
+
+// ---- bf16 linear -------------------------------------------------------------------------------
+
+// Keyed by the weight's TensorImpl; the entry holds a weak reference to that impl so that a freed
+// weight whose address is reused by another tensor is never mistaken for it, and the storage's data
+// pointer and the version counter (bumped by every in-place update) so that a changed weight is
+// re-cast.
+struct WeightCacheEntry {
+  c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl> owner;
+  const void* data;
+  uint32_t version;
+  torch::Tensor bf16;
+};
+std::mutex g_weight_cache_mu;
+std::unordered_map<const c10::TensorImpl*, WeightCacheEntry> g_weight_cache;
+
+torch::Tensor cached_bf16(const torch::Tensor& w, bool cache) {
+  if (!cache) return to_bf16(w.detach());
+  const uint32_t version = w._version();
+  std::lock_guard<std::mutex> lock(g_weight_cache_mu);
+  auto it = g_weight_cache.find(w.unsafeGetTensorImpl());
+  if (it != g_weight_cache.end() && !it->second.owner.expired() &&
+      it->second.data == w.data_ptr() && it->second.version == version &&
+      it->second.bf16.sizes() == w.sizes()) {
+    return it->second.bf16;
+  }
+  for (auto e = g_weight_cache.begin(); e != g_weight_cache.end();) {  // drop dead weights
+    e = e->second.owner.expired() ? g_weight_cache.erase(e) : std::next(e);
+  }
+  auto w16 = to_bf16(w.detach());
+  g_weight_cache.erase(w.unsafeGetTensorImpl());
+  g_weight_cache.emplace(
+      w.unsafeGetTensorImpl(),
+      WeightCacheEntry{
+          c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>(w.getIntrusivePtr()),
+          w.data_ptr(), version, w16});
+  return w16;
+}
+
+struct LinearBf16Fn : torch::autograd::Function<LinearBf16Fn> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& weight,
+                               const c10::optional<torch::Tensor>& bias_opt, bool cache) {
+    const torch::Tensor bias = bias_opt.value_or(torch::Tensor());
+    TORCH_CHECK(x.scalar_type() == torch::kBFloat16, "linear_bf16: bf16 input expected, got ",
+                x.scalar_type());
+    TORCH_CHECK(weight.scalar_type() == torch::kFloat && weight.dim() == 2,
+                "linear_bf16: fp32 [out, in] weight expected");
+    torch::Tensor w16;
+    {
+      torch::NoGradGuard no_grad;
+      w16 = cached_bf16(weight, cache);
+    }
+    auto b16 = bias.defined() ? to_bf16(bias.detach()) : torch::Tensor();
+    auto y = torch::nn::functional::linear(x, w16, b16);
+    ctx->save_for_backward({x, w16});
+    ctx->saved_data["has_bias"] = bias.defined();
+    return y;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grad) {
+    auto saved = ctx->get_saved_variables();
+    const auto& x = saved[0];
+    const auto& w16 = saved[1];
+    auto g = grad[0].to(torch::kBFloat16);
+    const int64_t out = w16.size(0), in = w16.size(1);
+    auto g2 = g.reshape({-1, out});
+    // Frozen weights (LoRA, P-tuning backbones) skip their GEMM.
+    torch::Tensor dx, dw, db;
+    if (ctx->needs_input_grad(0)) dx = torch::mm(g2, w16).view(x.sizes());
+    if (ctx->needs_input_grad(1)) dw = to_f32(torch::mm(g2.t(), x.reshape({-1, in})));
+    if (ctx->saved_data["has_bias"].toBool() && ctx->needs_input_grad(2)) db = to_f32(g2.sum(0));
+    return {dx, dw, db, torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+torch::Tensor to_bf16(const torch::Tensor& x) {
+  TORCH_CHECK(x.scalar_type() == torch::kFloat && x.device().is_cpu(), "to_bf16: fp32 CPU input");
+  auto c = x.contiguous();
+  auto y = torch::empty(c.sizes(), c.options().dtype(torch::kBFloat16));
+  at::parallel_for(0, c.numel(), 1 << 16, [&](int64_t b, int64_t e) {
+    f32_to_bf16(c.data_ptr<float>() + b, e - b, bf16_ptr(y) + b);
+  });
+  return y;
+}
+
+torch::Tensor to_f32(const torch::Tensor& x) {
+  TORCH_CHECK(x.scalar_type() == torch::kBFloat16 && x.device().is_cpu(), "to_f32: bf16 CPU input");
+  auto c = x.contiguous();
+  auto y = torch::empty(c.sizes(), c.options().dtype(torch::kFloat));
+  at::parallel_for(0, c.numel(), 1 << 16, [&](int64_t b, int64_t e) {
+    bf16_to_f32(bf16_ptr(c) + b, e - b, y.data_ptr<float>() + b);
+  });
+  return y;
+}
+
+torch::Tensor linear_bf16(const torch::Tensor& x, const torch::Tensor& weight,
+                          const torch::Tensor& bias, bool cache) {
+  // An undefined bias travels as nullopt: autograd's Function takes every Tensor argument for a
+  // variable, and an undefined one has no device.
+  return LinearBf16Fn::apply(
+      x, weight, bias.defined() ? c10::optional<torch::Tensor>(bias) : c10::nullopt, cache);
+}
+
+void clear_bf16_weight_cache() {
+  std::lock_guard<std::mutex> lock(g_weight_cache_mu);
+  g_weight_cache.clear();
+}
+
+void fused_adamw(const std::vector<torch::Tensor>& params, const std::vector<torch::Tensor>& grads,
+                 const std::vector<torch::Tensor>& exp_avgs,
+                 const std::vector<torch::Tensor>& exp_avg_sqs, const std::vector<bool>& decay,
+                 const AdamWHyper& h) {
+  const size_t n = params.size();
+  TORCH_CHECK(grads.size() == n && exp_avgs.size() == n && exp_avg_sqs.size() == n &&
+                  decay.size() == n,
+              "fused_adamw: lists of different lengths");
+  TORCH_CHECK(h.step >= 1, "fused_adamw: step must be >= 1");
+  // Work items of at most kChunk elements over all tensors, so that one big tensor and many small
+  // ones both spread over the threads.
+  constexpr int64_t kChunk = 1 << 16;
+  struct Item {
+    size_t tensor;
+    int64_t begin, len;
+  };
+  std::vector<Item> items;
+  for (size_t i = 0; i < n; ++i) {
+    if (!grads[i].defined()) continue;
+    for (const auto* t : {&params[i], &grads[i], &exp_avgs[i], &exp_avg_sqs[i]}) {
+      TORCH_CHECK(t->scalar_type() == torch::kFloat && t->is_contiguous() && t->device().is_cpu(),
+                  "fused_adamw: tensor ", i, " must be a contiguous fp32 CPU tensor");
+      TORCH_CHECK(t->numel() == params[i].numel(), "fused_adamw: tensor ", i, " sizes differ");
+    }
+    for (int64_t b = 0; b < params[i].numel(); b += kChunk) {
+      items.push_back({i, b, std::min(kChunk, params[i].numel() - b)});
+    }
+  }
+  const double bc1 = 1.0 - std::pow(h.beta1, static_cast<double>(h.step));
+  const double bc2 = 1.0 - std::pow(h.beta2, static_cast<double>(h.step));
+  AdamWScalars with_decay{static_cast<float>(h.beta1), static_cast<float>(h.beta2),
+                          static_cast<float>(h.eps),
+                          static_cast<float>(1.0 - h.lr * h.weight_decay),
+                          static_cast<float>(h.lr / bc1), static_cast<float>(1.0 / std::sqrt(bc2))};
+  AdamWScalars no_decay = with_decay;
+  no_decay.decay = 1.0f;
+  at::parallel_for(0, static_cast<int64_t>(items.size()), 1, [&](int64_t b, int64_t e) {
+    for (int64_t k = b; k < e; ++k) {
+      const Item& it = items[static_cast<size_t>(k)];
+      const size_t i = it.tensor;
+      adamw_f32(params[i].data_ptr<float>() + it.begin, grads[i].data_ptr<float>() + it.begin,
+                exp_avgs[i].data_ptr<float>() + it.begin,
+                exp_avg_sqs[i].data_ptr<float>() + it.begin, it.len,
+                decay[i] ? with_decay : no_decay);
+    }
+  });
+  // Written through raw pointers: bump the version counters as an in-place op would, so that
+  // whatever keys on them (linear_bf16's weight cache, autograd's saved-tensor checks) sees the
+  // change.
+  for (size_t i = 0; i < n; ++i) {
+    if (!grads[i].defined()) continue;
+    for (const auto* t : {&params[i], &exp_avgs[i], &exp_avg_sqs[i]}) {
+      torch::autograd::impl::bump_version(*t);
+    }
+  }
+}
+
+void fused_adamw_masked(const torch::Tensor& param, const torch::Tensor& grad,
+                        const torch::Tensor& exp_avg, const torch::Tensor& exp_avg_sq,
+                        const torch::Tensor& decay_mask, const AdamWHyper& h) {
+  for (const auto* t : {&param, &grad, &exp_avg, &exp_avg_sq}) {
+    TORCH_CHECK(t->scalar_type() == torch::kFloat && t->is_contiguous() && t->device().is_cpu() &&
+                    t->numel() == param.numel(),
+                "fused_adamw_masked: contiguous fp32 CPU tensors of equal size expected");
+  }
+  TORCH_CHECK(decay_mask.scalar_type() == torch::kBool && decay_mask.is_contiguous() &&
+                  decay_mask.numel() == param.numel(),
+              "fused_adamw_masked: a contiguous bool mask like the parameter expected");
+  TORCH_CHECK(h.step >= 1, "fused_adamw_masked: step must be >= 1");
+  const double bc1 = 1.0 - std::pow(h.beta1, static_cast<double>(h.step));
+  const double bc2 = 1.0 - std::pow(h.beta2, static_cast<double>(h.step));
+  const AdamWScalars s{static_cast<float>(h.beta1), static_cast<float>(h.beta2),
+                       static_cast<float>(h.eps), static_cast<float>(1.0 - h.lr * h.weight_decay),
+                       static_cast<float>(h.lr / bc1), static_cast<float>(1.0 / std::sqrt(bc2))};
+  const auto* mask = reinterpret_cast<const uint8_t*>(decay_mask.data_ptr<bool>());
+  at::parallel_for(0, param.numel(), 1 << 16, [&](int64_t b, int64_t e) {
+    adamw_masked_f32(param.data_ptr<float>() + b, grad.data_ptr<float>() + b,
+                     exp_avg.data_ptr<float>() + b, exp_avg_sq.data_ptr<float>() + b, e - b, s,
+                     mask + b);
+  });
+  // As fused_adamw. A ZeRO-1 shard is a view of its bucket's flat buffer, which the parameters
+  // view too: one shared counter, so every parameter of the bucket reads as changed.
+  for (const auto* t : {&param, &exp_avg, &exp_avg_sq}) torch::autograd::impl::bump_version(*t);
+}
+
+torch::Tensor fused_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets,
+                                  int64_t offset, int64_t length, parallel::Communicator* tp) {
+  return CrossEntropyFn::apply(logits, targets, offset, length, reinterpret_cast<int64_t>(tp));
+}
+
+torch::Tensor next_token_targets(const torch::Tensor& labels) {
+  TORCH_CHECK(labels.dim() == 2, "next_token_targets: labels must be [B, T]");
+  auto t = torch::full(labels.sizes(), -100, labels.options().dtype(torch::kLong));
+  const int64_t T = labels.size(1);
+  if (T > 1) t.narrow(1, 0, T - 1).copy_(labels.narrow(1, 1, T - 1));
+  return t;
+}
+
+torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps,
+                       c10::optional<torch::ScalarType> out_dtype) {
+  return RmsNormFn::apply(x, weight, eps,
+                          static_cast<int64_t>(out_dtype.value_or(x.scalar_type())));
+}
+
+torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up) {
+  return SwigluFn::apply(gate, up);
+}
+
+torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& cos,
+                           const torch::Tensor& sin) {
+  return RopeFn::apply(x, cos, sin);
+}
+
+torch::Tensor causal_softmax_(torch::Tensor scores, double scale, int64_t prefix) {
+  return CausalSoftmaxFn::apply(scores, scale, prefix);
+}
+
+torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k,
+                               const torch::Tensor& v, int64_t prefix) {
+  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  auto scores = torch::matmul(q, k.transpose(-2, -1)).contiguous();
+  return torch::matmul(causal_softmax_(scores, scale, prefix), v);
+}
+
+}  // namespace shardtune::kernels
