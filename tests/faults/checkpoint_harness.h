@@ -197,52 +197,19 @@ inline void reseal(const std::string& path) {
 // node-local paths do on a cluster.
 inline Outcome run_two_dirs(const std::string& wdir0, const std::string& wdir1,
                             const std::vector<std::string>& args, double kill_after = 120) {
-  // argv_of (fault_case.h) runs one executable; the MPMD line is built by hand.
-  std::string line = std::string(SHARDTUNE_MPIEXEC) + " " + SHARDTUNE_MPIEXEC_FLAGS +
-                     " --bind-to none";
-  std::string tail;
-  for (const auto& a : args) tail += " " + shell_quote(a);
-  const std::string cmd = "exec " + line + " -np 1 -wdir " + shell_quote(wdir0) + " " +
-                          shardtune_path() + tail + " : -np 1 -wdir " + shell_quote(wdir1) + " " +
-                          shardtune_path() + tail;
-  Outcome o;
-  o.command = cmd;
-  char out_tmpl[] = "/tmp/fault-out-XXXXXX";
-  char err_tmpl[] = "/tmp/fault-err-XXXXXX";
-  const int out_fd = mkstemp(out_tmpl);
-  const int err_fd = mkstemp(err_tmpl);
-  const auto start = std::chrono::steady_clock::now();
-  const pid_t pid = fork();
-  if (pid == 0) {
-    setpgid(0, 0);
-    dup2(out_fd, 1);
-    dup2(err_fd, 2);
-    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
+  // argv_of (fault_case.h) runs one executable on every rank; this MPMD line names two.
+  std::vector<std::string> argv;
+  std::istringstream launcher(std::string(SHARDTUNE_MPIEXEC) + " " + SHARDTUNE_MPIEXEC_FLAGS +
+                              " --bind-to none");
+  for (std::string w; launcher >> w;) argv.push_back(w);
+  for (const std::string* wdir : {&wdir0, &wdir1}) {
+    if (wdir == &wdir1) argv.push_back(":");
+    argv.insert(argv.end(), {"-np", "1", "-wdir", *wdir, shardtune_path()});
+    argv.insert(argv.end(), args.begin(), args.end());
   }
-  setpgid(pid, pid);
-  int status = 0;
-  while (waitpid(pid, &status, WNOHANG) != pid) {
-    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() >
-        kill_after) {
-      o.timed_out = true;
-      kill(-pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  o.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  kill(-pid, SIGKILL);
-  if (WIFEXITED(status)) o.code = WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) o.signal = WTERMSIG(status);
-  close(out_fd);
-  close(err_fd);
-  o.out = read_all(out_tmpl);
-  o.err = read_all(err_tmpl);
-  unlink(out_tmpl);
-  unlink(err_tmpl);
-  return o;
+  FaultCase c;
+  c.kill_after_seconds = kill_after;
+  return run_argv(c, argv);
 }
 
 }  // namespace shardtune::faults

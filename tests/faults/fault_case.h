@@ -160,10 +160,10 @@ inline std::vector<std::string> argv_of(const FaultCase& c) {
   return argv;
 }
 
-// Runs a case and returns what happened; asserts nothing.
-inline Outcome run_case(const FaultCase& c) {
+// Runs `argv` with the case's environment, directory and limits (in a process group of its own)
+// and returns what happened; asserts nothing.
+inline Outcome run_argv(const FaultCase& c, const std::vector<std::string>& argv) {
   Outcome o;
-  const auto argv = argv_of(c);
   for (const auto& [k, v] : c.env) o.command += k + "=" + shell_quote(v) + " ";
   for (const auto& a : argv) o.command += shell_quote(a) + " ";
 
@@ -229,6 +229,9 @@ inline Outcome run_case(const FaultCase& c) {
   return o;
 }
 
+// Runs a case (argv_of) and returns what happened; asserts nothing.
+inline Outcome run_case(const FaultCase& c) { return run_argv(c, argv_of(c)); }
+
 // Markers of a crash, an uncaught exception, a LibTorch backtrace or Open MPI's abort banner.
 inline const std::vector<std::string>& trace_markers() {
   static const std::vector<std::string> markers = {
@@ -275,7 +278,7 @@ inline void check_outcome(const FaultCase& c, const Outcome& o) {
 
   std::vector<std::string> error_lines, other_lines;
   std::string err;  // stderr without the launcher's notice
-  const bool under_launcher = c.np > 1 || o.command.find("mpiexec ") != std::string::npos;
+  const bool under_launcher = c.np > 1 || o.command.find("mpiexec") != std::string::npos;
   for (const auto& line : lines_of(o.err)) {
     if (under_launcher && launcher_notice(line)) continue;
     err += line + "\n";
