@@ -194,8 +194,13 @@ ST_INLINE void rope(const T* x, const float* c, const float* s, int64_t d, float
 
 }  // namespace
 
-ST_CLONES void adamw_f32(float* p, const float* g, float* m, float* v, int64_t n,
-                         const AdamWScalars& s) {
+namespace {
+
+// One AdamW element loop for both entry points; `decay_mask` null = every element decays. Inlined
+// into each (target-cloned) caller, so each keeps its own vectorised loop.
+inline __attribute__((always_inline)) void adamw_loop(float* p, const float* g, float* m,
+                                                      float* v, int64_t n, const AdamWScalars& s,
+                                                      const uint8_t* decay_mask) {
   const float b1 = s.beta1, b2 = s.beta2, one_b1 = 1.0f - s.beta1, one_b2 = 1.0f - s.beta2;
   const float decay = s.decay, step = s.step_size, ib = s.inv_sqrt_bc2, eps = s.eps;
   for (int64_t i = 0; i < n; ++i) {
@@ -205,23 +210,21 @@ ST_CLONES void adamw_f32(float* p, const float* g, float* m, float* v, int64_t n
     m[i] = mi;
     v[i] = vi;
     const float denom = std::sqrt(vi) * ib + eps;
-    p[i] = p[i] * decay - step * (mi / denom);
+    const float keep = decay_mask == nullptr || decay_mask[i] ? decay : 1.0f;
+    p[i] = p[i] * keep - step * (mi / denom);
   }
+}
+
+}  // namespace
+
+ST_CLONES void adamw_f32(float* p, const float* g, float* m, float* v, int64_t n,
+                         const AdamWScalars& s) {
+  adamw_loop(p, g, m, v, n, s, nullptr);
 }
 
 ST_CLONES void adamw_masked_f32(float* p, const float* g, float* m, float* v, int64_t n,
                                 const AdamWScalars& s, const uint8_t* decay_mask) {
-  const float b1 = s.beta1, b2 = s.beta2, one_b1 = 1.0f - s.beta1, one_b2 = 1.0f - s.beta2;
-  const float decay = s.decay, step = s.step_size, ib = s.inv_sqrt_bc2, eps = s.eps;
-  for (int64_t i = 0; i < n; ++i) {
-    const float gi = g[i];
-    const float mi = m[i] * b1 + one_b1 * gi;
-    const float vi = v[i] * b2 + one_b2 * (gi * gi);
-    m[i] = mi;
-    v[i] = vi;
-    const float denom = std::sqrt(vi) * ib + eps;
-    p[i] = p[i] * (decay_mask[i] ? decay : 1.0f) - step * (mi / denom);
-  }
+  adamw_loop(p, g, m, v, n, s, decay_mask);
 }
 
 ST_CLONES void row_max_sumexp_f32(const float* x, int64_t n, float* m, float* s) {
