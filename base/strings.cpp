@@ -26,6 +26,10 @@ std::string join(const std::vector<int>& items, std::string_view separator) {
   return join_items(items, separator);
 }
 
+std::string shape_string(const std::vector<int64_t>& dims) {
+  return "[" + join_items(dims, ", ") + "]";
+}
+
 bool starts_with(std::string_view text, std::string_view prefix) {
   return text.substr(0, prefix.size()) == prefix;
 }

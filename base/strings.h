@@ -1,6 +1,7 @@
 // String helpers every layer uses (messages, option lists, parameter names).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -10,6 +11,9 @@ namespace shardtune::base {
 // "a, b, c" (items in order, `separator` between them).
 std::string join(const std::vector<std::string>& items, std::string_view separator = ", ");
 std::string join(const std::vector<int>& items, std::string_view separator = ", ");
+
+// A tensor shape for messages: "[2, 3]" ("[]" for a scalar).
+std::string shape_string(const std::vector<int64_t>& dims);
 
 bool starts_with(std::string_view text, std::string_view prefix);
 bool ends_with(std::string_view text, std::string_view suffix);

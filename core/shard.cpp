@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include "base/strings.h"
+
 namespace shardtune::core {
 
 std::vector<int64_t> ShardSpec::local_shape() const {
@@ -14,9 +16,7 @@ std::vector<int64_t> ShardSpec::local_shape() const {
 
 std::string ShardSpec::describe() const {
   std::ostringstream s;
-  s << "[";
-  for (size_t i = 0; i < global_shape.size(); ++i) s << (i ? ", " : "") << global_shape[i];
-  s << "]";
+  s << base::shape_string(global_shape);
   if (!sharded()) {
     s << " replicated";
   } else {

@@ -12,6 +12,7 @@
 
 #include "base/errors.h"
 #include "base/hash.h"
+#include "base/strings.h"
 #include "core/shard.h"
 #include "io/hf_config.h"
 
@@ -22,15 +23,8 @@ namespace st = safetensors;
 
 namespace {
 
-bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
-
-std::string shape_str(const std::vector<int64_t>& shape) {
-  std::ostringstream s;
-  s << "[";
-  for (size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
-  s << "]";
-  return s.str();
-}
+using base::shape_string;
+using base::starts_with;
 
 // "<prefix><digits><suffix>"
 bool matches_layer_pattern(const std::string& name, const std::string& prefix,
@@ -181,8 +175,8 @@ HfLoadReport load_hf_weights(core::CausalLMImpl& model, const st::Folder& folder
     auto want = spec.global_shape;
     if (transposed) std::swap(want[0], want[1]);
     if (info.shape != want) {
-      throw UserError(where + " has shape " + shape_str(info.shape) + ", expected " +
-                      shape_str(want) + (transposed ? " (GPT-2 Conv1D layout [in, out])" : "") +
+      throw UserError(where + " has shape " + shape_string(info.shape) + ", expected " +
+                      shape_string(want) + (transposed ? " (GPT-2 Conv1D layout [in, out])" : "") +
                       " for the sizes in config.json");
     }
     auto& param = params[name];
@@ -208,8 +202,8 @@ HfLoadReport load_hf_weights(core::CausalLMImpl& model, const st::Folder& folder
       const st::TensorInfo& info = *file.find(name);
       const std::string where = file.path() + ": tensor 'lm_head.weight'";
       if (!st::is_convertible_float(info.dtype) || info.shape != spec.global_shape) {
-        throw UserError(where + " (" + st::dtype_name(info.dtype) + " " + shape_str(info.shape) +
-                        ") does not match the tied embedding " + shape_str(spec.global_shape));
+        throw UserError(where + " (" + st::dtype_name(info.dtype) + " " + shape_string(info.shape) +
+                        ") does not match the tied embedding " + shape_string(spec.global_shape));
       }
       auto copy = torch::empty_like(params[emb]);
       read_into(copy, spec, file, info, false);

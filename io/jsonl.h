@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -105,8 +106,12 @@ class JsonlLineReader {
 // The size of a file in bytes (UserError "PATH: cannot open" when it is not a readable file).
 uint64_t jsonl_file_size(const std::string& path);
 
-// Every record of a file, in order, skipping blank lines. UserError "PATH: no records" when there
-// are none.
+// Calls fn(record, "PATH:LINE") for every record of a file, in order, skipping blank lines.
+// UserError "PATH: no records" when there are none.
+void for_each_jsonl_record(const std::string& path,
+                           const std::function<void(JsonlRecord&&, const std::string&)>& fn);
+
+// Every record of a file, in order (for_each_jsonl_record).
 std::vector<JsonlRecord> read_jsonl_records(const std::string& path);
 
 }  // namespace shardtune::io

@@ -11,6 +11,7 @@
 #include "io/safetensors.h"
 #include "io/tokenizers/json_util.h"
 #include "base/errors.h"
+#include "base/strings.h"
 
 namespace shardtune::io {
 
@@ -36,13 +37,9 @@ torch::Tensor read_full(const st::Folder& folder, const std::string& name,
           file->path() + ": tensor '" + name + "' has dtype " + st::dtype_name(info.dtype) +
               " (F32, F16, BF16 or F64 expected)");
   if (info.shape != shape) {
-    auto str = [](const std::vector<int64_t>& s) {
-      std::string out = "[";
-      for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-      return out + "]";
-    };
-    throw UserError(file->path() + ": tensor '" + name + "' has shape " + str(info.shape) + ", " +
-                    str(shape) + " expected (" + what + ")");
+    throw UserError(file->path() + ": tensor '" + name + "' has shape " +
+                    base::shape_string(info.shape) + ", " + base::shape_string(shape) +
+                    " expected (" + what + ")");
   }
   auto out = torch::empty(shape, torch::kFloat);
   file->read(info, st::Dtype::kF32, out.data_ptr(), static_cast<size_t>(out.nbytes()));

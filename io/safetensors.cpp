@@ -11,7 +11,6 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -27,16 +26,9 @@ namespace shardtune::io::safetensors {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using base::printable;
+using base::shape_string;
 
 namespace {
-
-std::string shape_str(const std::vector<int64_t>& shape) {
-  std::ostringstream s;
-  s << "[";
-  for (size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
-  s << "]";
-  return s.str();
-}
 
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
   throw UserError(path + ": " + what);
@@ -185,12 +177,12 @@ void File::parse(const ParseOptions& options) {
     }
     if (bits % 8 != 0) {
       fail_tensor(path_, name,
-                  "shape " + shape_str(t.shape) + " x " + dtype_name(t.dtype) +
+                  "shape " + shape_string(t.shape) + " x " + dtype_name(t.dtype) +
                       " is not a whole number of bytes");
     }
     if (bits / 8 != t.end - t.begin) {
       fail_tensor(path_, name,
-                  "shape " + shape_str(t.shape) + " x " + dtype_name(t.dtype) + " is " +
+                  "shape " + shape_string(t.shape) + " x " + dtype_name(t.dtype) + " is " +
                       std::to_string(bits / 8) + " bytes but data_offsets span " +
                       std::to_string(t.end - t.begin));
     }
@@ -253,7 +245,7 @@ std::vector<int64_t> File::slice_shape(const TensorInfo& t, const Slice& s,
     fail_tensor(path, t.name,
                 "cannot take slice dim " + std::to_string(s.dim) + " (" + std::to_string(s.parts) +
                     " parts) [" + std::to_string(s.offset) + ", " +
-                    std::to_string(s.offset + s.length) + ") of shape " + shape_str(t.shape) +
+                    std::to_string(s.offset + s.length) + ") of shape " + shape_string(t.shape) +
                     ": " + why);
   };
   if (s.dim >= static_cast<int>(shape.size())) bad("no such dim");
@@ -277,7 +269,7 @@ void File::read(const TensorInfo& t, const Slice& s, Dtype dst, void* out, size_
   const size_t ds = static_cast<size_t>(dtype_bits(dst) / 8);
   if (out_bytes != static_cast<size_t>(n) * ds) {
     throw UserError(what + ": destination holds " + std::to_string(out_bytes) + " bytes, slice " +
-                    shape_str(shape) + " x " + dtype_name(dst) + " needs " +
+                    shape_string(shape) + " x " + dtype_name(dst) + " needs " +
                     std::to_string(static_cast<size_t>(n) * ds));
   }
   if (n == 0) return;
@@ -311,109 +303,4 @@ void File::read(const TensorInfo& t, const Slice& s, Dtype dst, void* out, size_
   }
 }
 
-// ---- Folder -------------------------------------------------------------------------------------
-
-bool Folder::exists(const std::string& dir, const std::string& stem) {
-  return fs::is_regular_file(fs::path(dir) / (stem + ".safetensors")) ||
-         fs::is_regular_file(fs::path(dir) / (stem + ".safetensors.index.json"));
-}
-
-Folder Folder::open(const std::string& dir, const std::string& stem, const ParseOptions& options) {
-  Folder folder;
-  folder.dir_ = dir;
-  const fs::path single = fs::path(dir) / (stem + ".safetensors");
-  const fs::path index = fs::path(dir) / (stem + ".safetensors.index.json");
-  if (fs::is_regular_file(single)) {
-    folder.files_.push_back(File::open(single.string(), options));
-    for (const auto& t : folder.files_[0]->tensors()) folder.where_[t.name] = 0;
-    return folder;
-  }
-  if (!fs::is_regular_file(index)) {
-    std::string hint;
-    if (fs::exists(fs::path(dir) / "pytorch_model.bin") ||
-        fs::exists(fs::path(dir) / "pytorch_model.bin.index.json")) {
-      hint =
-          "; it holds only pickled PyTorch weights (pytorch_model.bin), which ShardTune never "
-          "loads: convert them to safetensors first";
-    }
-    throw UserError(dir + ": no " + stem + ".safetensors or " + stem + ".safetensors.index.json" +
-                    hint);
-  }
-  const std::string ipath = index.string();
-  std::ifstream in(ipath, std::ios::binary);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (!in.good() && !in.eof()) fail(ipath, "cannot read");
-  if (text.size() > options.max_header_bytes) fail(ipath, "index is larger than the header limit");
-  const json j = base::parse_json_strict(text, ipath);
-  if (!j.is_object()) fail(ipath, "index is not a JSON object");
-  const auto map_it = j.find("weight_map");
-  if (map_it == j.end() || !map_it->is_object())
-    fail(ipath, "'weight_map' is missing or not an object");
-  std::map<std::string, size_t> file_index;     // file name -> index in files_
-  std::map<std::string, std::string> expected;  // tensor -> file name
-  for (const auto& [tensor, file_json] : map_it->items()) {
-    if (!file_json.is_string())
-      fail(ipath, "weight_map '" + printable(tensor) + "' is not a string");
-    const std::string name = file_json.get<std::string>();
-    const fs::path rel(name);
-    bool escapes = name.empty() || rel.is_absolute() || name.find('\\') != std::string::npos;
-    for (const auto& part : rel) escapes = escapes || part == ".." || part == ".";
-    if (escapes) {
-      fail(ipath, "weight_map '" + printable(tensor) + "' names file '" + printable(name) +
-                      "', which is not a plain path inside the folder");
-    }
-    if (!file_index.count(name)) {
-      const fs::path p = fs::path(dir) / rel;
-      if (!fs::is_regular_file(p)) {
-        fail(ipath,
-             "weight_map '" + printable(tensor) + "' names missing file '" + printable(name) + "'");
-      }
-      file_index[name] = folder.files_.size();
-      folder.files_.push_back(File::open(p.string(), options));
-    }
-    expected[tensor] = name;
-  }
-  if (expected.empty()) fail(ipath, "weight_map is empty");
-  for (const auto& [tensor, name] : expected) {
-    const size_t i = file_index.at(name);
-    if (!folder.files_[i]->find(tensor)) {
-      fail(ipath, "weight_map puts tensor '" + printable(tensor) + "' in '" + printable(name) +
-                      "', which does not hold it");
-    }
-    folder.where_[tensor] = i;
-  }
-  for (const auto& [name, i] : file_index) {
-    for (const auto& t : folder.files_[i]->tensors()) {
-      auto it = expected.find(t.name);
-      if (it == expected.end() || it->second != name) {
-        fail(folder.files_[i]->path(), "tensor '" + printable(t.name) +
-                                           "' is not mapped to this file by " + stem +
-                                           ".safetensors.index.json");
-      }
-    }
-  }
-  return folder;
-}
-
-std::vector<std::string> Folder::names() const {
-  std::vector<std::string> out;
-  for (const auto& item : where_) out.push_back(item.first);
-  return out;
-}
-
-const File* Folder::file_of(const std::string& name) const {
-  auto it = where_.find(name);
-  return it == where_.end() ? nullptr : files_[it->second].get();
-}
-
-const TensorInfo* Folder::find(const std::string& name) const {
-  const File* f = file_of(name);
-  return f ? f->find(name) : nullptr;
-}
-
-uint64_t Folder::total_file_bytes() const {
-  uint64_t total = 0;
-  for (const auto& f : files_) total += f->size();
-  return total;
-}
 }  // namespace shardtune::io::safetensors

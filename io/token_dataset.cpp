@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
 #include <filesystem>
 
 #include "base/errors.h"
@@ -24,44 +23,18 @@ struct QuietHdf5 {
   QuietHdf5() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
 };
 
-// Handles and attribute writers are the checkpoint package's (io/checkpoint/hdf5.h); the readers
-// below are stricter than its readers (scalar, class and size checked before reading).
+// HDF5 handles and attributes go through the checkpoint package (io/checkpoint/hdf5.h): its readers
+// check class, dataspace and size before reading, as an untrusted file needs.
 using h5::Handle;
+using h5::read_int_attr;
 using h5::write_int_attr;
 using h5::write_string_attr;
 
-// Attributes of an untrusted file: present, scalar, of the expected class, and bounded.
+// A token dataset's string attributes are names and a path (at most PATH_MAX); anything longer is
+// hostile.
+constexpr size_t kMaxStringAttr = 4096;
 std::string read_string_attr(hid_t obj, const char* name, const std::string& where) {
-  require(H5Aexists(obj, name) > 0, where + ": attribute '" + name + "' is missing");
-  Handle attr(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose);
-  Handle type(H5Aget_type(attr.get()), H5Tclose);
-  Handle space(H5Aget_space(attr.get()), H5Sclose);
-  require(attr.ok() && type.ok() && H5Tget_class(type.get()) == H5T_STRING &&
-              H5Sget_simple_extent_type(space.get()) == H5S_SCALAR &&
-              H5Tis_variable_str(type.get()) == 0,
-          where + ": attribute '" + name + "' is not a fixed-length string");
-  const size_t size = H5Tget_size(type.get());
-  require(size > 0 && size <= (1u << 20), where + ": attribute '" + name + "' has size " +
-                                              std::to_string(size) + " (at most 1 MiB expected)");
-  std::string value(size, '\0');
-  require(H5Aread(attr.get(), type.get(), value.data()) >= 0,
-          where + ": cannot read attribute '" + name + "'");
-  value.resize(std::strlen(value.c_str()));
-  return value;
-}
-
-int64_t read_int_attr(hid_t obj, const char* name, const std::string& where) {
-  require(H5Aexists(obj, name) > 0, where + ": attribute '" + name + "' is missing");
-  Handle attr(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose);
-  Handle type(H5Aget_type(attr.get()), H5Tclose);
-  Handle space(H5Aget_space(attr.get()), H5Sclose);
-  require(attr.ok() && type.ok() && H5Tget_class(type.get()) == H5T_INTEGER &&
-              H5Sget_simple_extent_type(space.get()) == H5S_SCALAR,
-          where + ": attribute '" + name + "' is not a scalar integer");
-  int64_t value = 0;
-  require(H5Aread(attr.get(), H5T_NATIVE_INT64, &value) >= 0,
-          where + ": cannot read attribute '" + name + "'");
-  return value;
+  return h5::read_string_attr(obj, name, where, kMaxStringAttr);
 }
 
 bool fsync_file(const std::string& path) {

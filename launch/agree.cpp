@@ -91,30 +91,9 @@ Verdict reduce_verdict(parallel::Communicator& world, int code) {
   return v;
 }
 
-}  // namespace
-
-int agree(parallel::Communicator& world, const std::function<void()>& body) {
-  std::string message;
-  int code = 0;
-  try {
-    body();
-  } catch (const std::exception& e) {
-    code = exit_code_of(e);
-    message = message_of(e);
-  }
-  const Verdict v = reduce_verdict(world, code);
-  if (v.failing >= 0) {
-    if (world.rank() == v.failing) print_error(message, world.size() > 1 ? v.failing : -1);
-    return v.code;
-  }
-  if (v.stop != 0) {
-    if (world.rank() == 0) announce_stop(v.stop, "during set-up; nothing was saved");
-    return kStoppedExitCode;
-  }
-  return 0;
-}
-
-int agree_at_boundary(parallel::Communicator& world, const std::exception_ptr& error) {
+// This rank's failure (null = none) reduced over `world`; the lowest failing rank prints its
+// message.
+Verdict settle(parallel::Communicator& world, const std::exception_ptr& error) {
   std::string message;
   int code = 0;
   if (error) {
@@ -126,10 +105,33 @@ int agree_at_boundary(parallel::Communicator& world, const std::exception_ptr& e
     }
   }
   const Verdict v = reduce_verdict(world, code);
-  if (v.failing >= 0) {
-    if (world.rank() == v.failing) print_error(message, world.size() > 1 ? v.failing : -1);
-    throw AgreedError(v.code);
+  if (v.failing >= 0 && world.rank() == v.failing) {
+    print_error(message, world.size() > 1 ? v.failing : -1);
   }
+  return v;
+}
+
+}  // namespace
+
+int agree(parallel::Communicator& world, const std::function<void()>& body) {
+  std::exception_ptr error;
+  try {
+    body();
+  } catch (const std::exception&) {
+    error = std::current_exception();
+  }
+  const Verdict v = settle(world, error);
+  if (v.failing >= 0) return v.code;
+  if (v.stop != 0) {
+    if (world.rank() == 0) announce_stop(v.stop, "during set-up; nothing was saved");
+    return kStoppedExitCode;
+  }
+  return 0;
+}
+
+int agree_at_boundary(parallel::Communicator& world, const std::exception_ptr& error) {
+  const Verdict v = settle(world, error);
+  if (v.failing >= 0) throw AgreedError(v.code);
   return v.stop;
 }
 

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "base/errors.h"
 #include "io/hf_weights.h"
 #include "io/safetensors.h"
 
@@ -128,6 +129,24 @@ inline std::string hf_temp_dir(const std::string& name) {
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir.string();
+}
+
+// The message of the UserError that f() throws, "(no error)" when it returns.
+template <typename F>
+std::string user_error(F&& f) {
+  try {
+    f();
+  } catch (const UserError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+// The model's logits on the reference case's inputs (eval mode, no autograd).
+inline torch::Tensor logits_of(core::CausalLMImpl& model, const HfExpected& e) {
+  model.eval();
+  torch::NoGradGuard no_grad;
+  return model.forward(e.input_ids, e.attention_mask);
 }
 
 }  // namespace shardtune::testing

@@ -8,10 +8,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <filesystem>
 #include <fstream>
-
-#include <unistd.h>
 
 #include "io/chat_template.h"
 #include "io/tokenizers/loader.h"
@@ -25,30 +22,14 @@ using shardtune::test::tokenizer_assets_dir;
 class ChatReference : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    namespace fs = std::filesystem;
     if (!shardtune::test::tokenizer_assets_present()) return;
-    const std::string src = SHARDTUNE_SOURCE_DIR;
-    const fs::path out = fs::path(SHARDTUNE_BINARY_DIR) / "chat_reference.json";
-    const std::vector<fs::path> inputs = {src + "/tests/data/chat_corpus.json",
-                                          src + "/tests/data/chat_reference.mjs",
-                                          tokenizer_assets_dir() + "/.stamp"};
-    std::error_code ec;
-    bool fresh = fs::exists(out, ec);
-    for (const auto& in : inputs) {
-      fresh = fresh && fs::last_write_time(in, ec) <= fs::last_write_time(out, ec) && !ec;
-    }
-    if (!fresh) {
-      const fs::path tmp = out.string() + "." + std::to_string(::getpid());
-      const std::string cmd = "node " + src + "/tests/data/chat_reference.mjs " +
-                              tokenizer_assets_dir() + " " + src + "/tests/data/chat_corpus.json > " +
-                              tmp.string();
-      if (std::system(cmd.c_str()) != 0) return;
-      fs::rename(tmp, out, ec);  // atomic: parallel test processes never see a partial file
-      if (ec) return;
-    }
-    std::ifstream in(out);
-    expected_ = new nlohmann::json(nlohmann::json::parse(in));
-    std::ifstream corpus(src + "/tests/data/chat_corpus.json");
+    const std::string corpus_path =
+        std::string(SHARDTUNE_SOURCE_DIR) + "/tests/data/chat_corpus.json";
+    expected_ = shardtune::test::node_reference("chat_reference.json",
+                                                "tests/data/chat_reference.mjs",
+                                                {tokenizer_assets_dir(), corpus_path}, {corpus_path})
+                    .release();
+    std::ifstream corpus(corpus_path);
     corpus_ = new nlohmann::json(nlohmann::json::parse(corpus));
   }
   static void TearDownTestSuite() {

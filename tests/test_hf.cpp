@@ -62,16 +62,6 @@ std::string parse_error(const std::string& bytes, st::ParseOptions options = {})
   return "(accepted)";
 }
 
-template <typename F>
-std::string user_error(F&& f) {
-  try {
-    f();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
 // Writes `tensors` (name -> tensor, in their dtypes) as DIR/model.safetensors.
 void write_model_file(const std::string& dir, const std::map<std::string, torch::Tensor>& tensors,
                       const std::string& file = "model.safetensors") {
@@ -100,12 +90,6 @@ std::string read_text(const std::string& path) {
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
-}
-
-torch::Tensor logits_of(core::CausalLMImpl& model, const HfExpected& e) {
-  model.eval();
-  torch::NoGradGuard no_grad;
-  return model.forward(e.input_ids, e.attention_mask);
 }
 
 }  // namespace

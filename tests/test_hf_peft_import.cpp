@@ -23,22 +23,6 @@ using namespace shardtune::testing;
 
 namespace {
 
-template <typename F>
-std::string user_error(F&& f) {
-  try {
-    f();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  return "(no UserError)";
-}
-
-torch::Tensor logits_of(core::CausalLMImpl& model, const HfExpected& e) {
-  model.eval();
-  torch::NoGradGuard no_grad;
-  return model.forward(e.input_ids, e.attention_mask);
-}
-
 // Every LoRA A and B gets a value of its own (B starts at zero), the same at any TP size.
 void randomise_lora(core::CausalLMImpl& model, uint64_t seed) {
   torch::NoGradGuard no_grad;

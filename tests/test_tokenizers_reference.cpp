@@ -34,30 +34,14 @@ std::string assets(const std::string& rel) { return tokenizer_assets_dir() + "/"
 class ReferenceTokenizers : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    namespace fs = std::filesystem;
     if (!shardtune::test::tokenizer_assets_present()) return;
-    // ctest runs each test in its own process: the JavaScript side runs once and its output is
-    // reused while it is newer than the corpus, the script and the assets.
-    const std::string src = SHARDTUNE_SOURCE_DIR;
-    const fs::path out = fs::path(SHARDTUNE_BINARY_DIR) / "tokenizer_expected_ids.json";
-    const std::vector<fs::path> inputs = {src + "/tests/tokenizers/corpus.json",
-                                          src + "/tests/tokenizers/expected_ids.mjs",
-                                          tokenizer_assets_dir() + "/.stamp"};
-    std::error_code ec;
-    bool fresh = fs::exists(out, ec);
-    for (const auto& in : inputs) {
-      fresh = fresh && fs::last_write_time(in, ec) <= fs::last_write_time(out, ec) && !ec;
-    }
-    if (!fresh) {
-      const fs::path tmp = out.string() + "." + std::to_string(::getpid());
-      const std::string cmd = "node " + src + "/tests/tokenizers/expected_ids.mjs " + tokenizer_assets_dir() +
-                              " " + src + "/tests/tokenizers/corpus.json /usr/share/wordnet > " + tmp.string();
-      if (std::system(cmd.c_str()) != 0) return;
-      fs::rename(tmp, out, ec);  // atomic: parallel test processes never see a partial file
-      if (ec) return;
-    }
-    std::ifstream in(out);
-    expected_ = new nlohmann::json(nlohmann::json::parse(in));
+    const std::string corpus = std::string(SHARDTUNE_SOURCE_DIR) + "/tests/tokenizers/corpus.json";
+    expected_ =
+        shardtune::test::node_reference("tokenizer_expected_ids.json",
+                                        "tests/tokenizers/expected_ids.mjs",
+                                        {tokenizer_assets_dir(), corpus, "/usr/share/wordnet"},
+                                        {corpus})
+            .release();
   }
   static void TearDownTestSuite() {
     delete expected_;

@@ -4,11 +4,9 @@
 
 #include <cfloat>
 #include <cmath>
-#include <cstring>
-#include <mutex>
-#include <unordered_map>
 
 #include "core/kernels/cpu_kernels.h"
+#include "core/kernels/fused_common.h"
 
 namespace shardtune::kernels {
 
@@ -16,36 +14,11 @@ namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-// Rows per parallel task: enough work per task to amortise the OpenMP hand-off.
-int64_t grain_rows(int64_t row_len) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, row_len)); }
-
-void check_float_or_bf16(const torch::Tensor& t, const char* what) {
-  TORCH_CHECK(t.device().is_cpu(), what, ": fused kernels run on CPU tensors");
-  TORCH_CHECK(t.scalar_type() == torch::kFloat || t.scalar_type() == torch::kBFloat16, what,
-              ": expected float32 or bfloat16, got ", t.scalar_type());
-}
-
-float bf16_value(bf16_t h) {
-  const uint32_t u = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
-
-bf16_t* bf16_ptr(const torch::Tensor& t) {
-  return reinterpret_cast<bf16_t*>(t.data_ptr<at::BFloat16>());
-}
-
-// Rows of a tensor whose last dim has stride 1: collapses the leading dims to [rows, n] when
-// they are contiguous among themselves, else makes them so (one copy).
-torch::Tensor as_rows(const torch::Tensor& t) {
-  TORCH_CHECK(t.dim() >= 1, "fused kernel: scalar input");
-  auto c = t.stride(-1) == 1 ? t : t.contiguous();
-  auto r = c.reshape({-1, c.size(-1)});
-  if (r.stride(-1) != 1 || (r.size(0) > 1 && r.stride(0) != r.size(1))) r = r.contiguous();
-  return r;
-}
+using detail::as_rows;
+using detail::bf16_ptr;
+using detail::bf16_value;
+using detail::check_float_or_bf16;
+using detail::grain_rows;
 
 // ---- cross-entropy ---------------------------------------------------------------------------
 
@@ -381,199 +354,7 @@ struct CausalSoftmaxFn : torch::autograd::Function<CausalSoftmaxFn> {
   }
 };
 
-// ---- bf16 linear -------------------------------------------------------------------------------
-
-// Keyed by the weight's TensorImpl; the entry holds a weak reference to that impl so that a freed
-// weight whose address is reused by another tensor is never mistaken for it, and the storage's data
-// pointer and the version counter (bumped by every in-place update) so that a changed weight is
-// re-cast.
-struct WeightCacheEntry {
-  c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl> owner;
-  const void* data;
-  uint32_t version;
-  torch::Tensor bf16;
-};
-std::mutex g_weight_cache_mu;
-std::unordered_map<const c10::TensorImpl*, WeightCacheEntry> g_weight_cache;
-
-torch::Tensor cached_bf16(const torch::Tensor& w, bool cache) {
-  if (!cache) return to_bf16(w.detach());
-  const uint32_t version = w._version();
-  std::lock_guard<std::mutex> lock(g_weight_cache_mu);
-  auto it = g_weight_cache.find(w.unsafeGetTensorImpl());
-  if (it != g_weight_cache.end() && !it->second.owner.expired() &&
-      it->second.data == w.data_ptr() && it->second.version == version &&
-      it->second.bf16.sizes() == w.sizes()) {
-    return it->second.bf16;
-  }
-  for (auto e = g_weight_cache.begin(); e != g_weight_cache.end();) {  // drop dead weights
-    e = e->second.owner.expired() ? g_weight_cache.erase(e) : std::next(e);
-  }
-  auto w16 = to_bf16(w.detach());
-  g_weight_cache.erase(w.unsafeGetTensorImpl());
-  g_weight_cache.emplace(
-      w.unsafeGetTensorImpl(),
-      WeightCacheEntry{
-          c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>(w.getIntrusivePtr()),
-          w.data_ptr(), version, w16});
-  return w16;
-}
-
-struct LinearBf16Fn : torch::autograd::Function<LinearBf16Fn> {
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x,
-                               const torch::Tensor& weight,
-                               const c10::optional<torch::Tensor>& bias_opt, bool cache) {
-    const torch::Tensor bias = bias_opt.value_or(torch::Tensor());
-    TORCH_CHECK(x.scalar_type() == torch::kBFloat16, "linear_bf16: bf16 input expected, got ",
-                x.scalar_type());
-    TORCH_CHECK(weight.scalar_type() == torch::kFloat && weight.dim() == 2,
-                "linear_bf16: fp32 [out, in] weight expected");
-    torch::Tensor w16;
-    {
-      torch::NoGradGuard no_grad;
-      w16 = cached_bf16(weight, cache);
-    }
-    auto b16 = bias.defined() ? to_bf16(bias.detach()) : torch::Tensor();
-    auto y = torch::nn::functional::linear(x, w16, b16);
-    ctx->save_for_backward({x, w16});
-    ctx->saved_data["has_bias"] = bias.defined();
-    return y;
-  }
-  static variable_list backward(AutogradContext* ctx, variable_list grad) {
-    auto saved = ctx->get_saved_variables();
-    const auto& x = saved[0];
-    const auto& w16 = saved[1];
-    auto g = grad[0].to(torch::kBFloat16);
-    const int64_t out = w16.size(0), in = w16.size(1);
-    auto g2 = g.reshape({-1, out});
-    // Frozen weights (LoRA, P-tuning backbones) skip their GEMM.
-    torch::Tensor dx, dw, db;
-    if (ctx->needs_input_grad(0)) dx = torch::mm(g2, w16).view(x.sizes());
-    if (ctx->needs_input_grad(1)) dw = to_f32(torch::mm(g2.t(), x.reshape({-1, in})));
-    if (ctx->saved_data["has_bias"].toBool() && ctx->needs_input_grad(2)) db = to_f32(g2.sum(0));
-    return {dx, dw, db, torch::Tensor()};
-  }
-};
-
 }  // namespace
-
-torch::Tensor to_bf16(const torch::Tensor& x) {
-  TORCH_CHECK(x.scalar_type() == torch::kFloat && x.device().is_cpu(), "to_bf16: fp32 CPU input");
-  auto c = x.contiguous();
-  auto y = torch::empty(c.sizes(), c.options().dtype(torch::kBFloat16));
-  at::parallel_for(0, c.numel(), 1 << 16, [&](int64_t b, int64_t e) {
-    f32_to_bf16(c.data_ptr<float>() + b, e - b, bf16_ptr(y) + b);
-  });
-  return y;
-}
-
-torch::Tensor to_f32(const torch::Tensor& x) {
-  TORCH_CHECK(x.scalar_type() == torch::kBFloat16 && x.device().is_cpu(), "to_f32: bf16 CPU input");
-  auto c = x.contiguous();
-  auto y = torch::empty(c.sizes(), c.options().dtype(torch::kFloat));
-  at::parallel_for(0, c.numel(), 1 << 16, [&](int64_t b, int64_t e) {
-    bf16_to_f32(bf16_ptr(c) + b, e - b, y.data_ptr<float>() + b);
-  });
-  return y;
-}
-
-torch::Tensor linear_bf16(const torch::Tensor& x, const torch::Tensor& weight,
-                          const torch::Tensor& bias, bool cache) {
-  // An undefined bias travels as nullopt: autograd's Function takes every Tensor argument for a
-  // variable, and an undefined one has no device.
-  return LinearBf16Fn::apply(
-      x, weight, bias.defined() ? c10::optional<torch::Tensor>(bias) : c10::nullopt, cache);
-}
-
-void clear_bf16_weight_cache() {
-  std::lock_guard<std::mutex> lock(g_weight_cache_mu);
-  g_weight_cache.clear();
-}
-
-void fused_adamw(const std::vector<torch::Tensor>& params, const std::vector<torch::Tensor>& grads,
-                 const std::vector<torch::Tensor>& exp_avgs,
-                 const std::vector<torch::Tensor>& exp_avg_sqs, const std::vector<bool>& decay,
-                 const AdamWHyper& h) {
-  const size_t n = params.size();
-  TORCH_CHECK(grads.size() == n && exp_avgs.size() == n && exp_avg_sqs.size() == n &&
-                  decay.size() == n,
-              "fused_adamw: lists of different lengths");
-  TORCH_CHECK(h.step >= 1, "fused_adamw: step must be >= 1");
-  // Work items of at most kChunk elements over all tensors, so that one big tensor and many small
-  // ones both spread over the threads.
-  constexpr int64_t kChunk = 1 << 16;
-  struct Item {
-    size_t tensor;
-    int64_t begin, len;
-  };
-  std::vector<Item> items;
-  for (size_t i = 0; i < n; ++i) {
-    if (!grads[i].defined()) continue;
-    for (const auto* t : {&params[i], &grads[i], &exp_avgs[i], &exp_avg_sqs[i]}) {
-      TORCH_CHECK(t->scalar_type() == torch::kFloat && t->is_contiguous() && t->device().is_cpu(),
-                  "fused_adamw: tensor ", i, " must be a contiguous fp32 CPU tensor");
-      TORCH_CHECK(t->numel() == params[i].numel(), "fused_adamw: tensor ", i, " sizes differ");
-    }
-    for (int64_t b = 0; b < params[i].numel(); b += kChunk) {
-      items.push_back({i, b, std::min(kChunk, params[i].numel() - b)});
-    }
-  }
-  const double bc1 = 1.0 - std::pow(h.beta1, static_cast<double>(h.step));
-  const double bc2 = 1.0 - std::pow(h.beta2, static_cast<double>(h.step));
-  AdamWScalars with_decay{static_cast<float>(h.beta1), static_cast<float>(h.beta2),
-                          static_cast<float>(h.eps),
-                          static_cast<float>(1.0 - h.lr * h.weight_decay),
-                          static_cast<float>(h.lr / bc1), static_cast<float>(1.0 / std::sqrt(bc2))};
-  AdamWScalars no_decay = with_decay;
-  no_decay.decay = 1.0f;
-  at::parallel_for(0, static_cast<int64_t>(items.size()), 1, [&](int64_t b, int64_t e) {
-    for (int64_t k = b; k < e; ++k) {
-      const Item& it = items[static_cast<size_t>(k)];
-      const size_t i = it.tensor;
-      adamw_f32(params[i].data_ptr<float>() + it.begin, grads[i].data_ptr<float>() + it.begin,
-                exp_avgs[i].data_ptr<float>() + it.begin,
-                exp_avg_sqs[i].data_ptr<float>() + it.begin, it.len,
-                decay[i] ? with_decay : no_decay);
-    }
-  });
-  // Written through raw pointers: bump the version counters as an in-place op would, so that
-  // whatever keys on them (linear_bf16's weight cache, autograd's saved-tensor checks) sees the
-  // change.
-  for (size_t i = 0; i < n; ++i) {
-    if (!grads[i].defined()) continue;
-    for (const auto* t : {&params[i], &exp_avgs[i], &exp_avg_sqs[i]}) {
-      torch::autograd::impl::bump_version(*t);
-    }
-  }
-}
-
-void fused_adamw_masked(const torch::Tensor& param, const torch::Tensor& grad,
-                        const torch::Tensor& exp_avg, const torch::Tensor& exp_avg_sq,
-                        const torch::Tensor& decay_mask, const AdamWHyper& h) {
-  for (const auto* t : {&param, &grad, &exp_avg, &exp_avg_sq}) {
-    TORCH_CHECK(t->scalar_type() == torch::kFloat && t->is_contiguous() && t->device().is_cpu() &&
-                    t->numel() == param.numel(),
-                "fused_adamw_masked: contiguous fp32 CPU tensors of equal size expected");
-  }
-  TORCH_CHECK(decay_mask.scalar_type() == torch::kBool && decay_mask.is_contiguous() &&
-                  decay_mask.numel() == param.numel(),
-              "fused_adamw_masked: a contiguous bool mask like the parameter expected");
-  TORCH_CHECK(h.step >= 1, "fused_adamw_masked: step must be >= 1");
-  const double bc1 = 1.0 - std::pow(h.beta1, static_cast<double>(h.step));
-  const double bc2 = 1.0 - std::pow(h.beta2, static_cast<double>(h.step));
-  const AdamWScalars s{static_cast<float>(h.beta1), static_cast<float>(h.beta2),
-                       static_cast<float>(h.eps), static_cast<float>(1.0 - h.lr * h.weight_decay),
-                       static_cast<float>(h.lr / bc1), static_cast<float>(1.0 / std::sqrt(bc2))};
-  const auto* mask = reinterpret_cast<const uint8_t*>(decay_mask.data_ptr<bool>());
-  at::parallel_for(0, param.numel(), 1 << 16, [&](int64_t b, int64_t e) {
-    adamw_masked_f32(param.data_ptr<float>() + b, grad.data_ptr<float>() + b,
-                     exp_avg.data_ptr<float>() + b, exp_avg_sq.data_ptr<float>() + b, e - b, s,
-                     mask + b);
-  });
-  // As fused_adamw. A ZeRO-1 shard is a view of its bucket's flat buffer, which the parameters
-  // view too: one shared counter, so every parameter of the bucket reads as changed.
-  for (const auto* t : {&param, &exp_avg, &exp_avg_sq}) torch::autograd::impl::bump_version(*t);
-}
 
 torch::Tensor fused_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets,
                                   int64_t offset, int64_t length, parallel::Communicator* tp) {

@@ -4,18 +4,13 @@
 #include <type_traits>
 
 #include "base/errors.h"
+#include "base/strings.h"
 
 namespace shardtune::io {
 
 namespace {
 
 using h5::Handle;
-
-std::string shape_text(const std::vector<int64_t>& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
 
 // Format 1 wrote `fnv1a64` on every dataset; 2 and 3 the piece attributes and `checksums`.
 StoredMeta read_stored_meta_impl(hid_t ds, const std::string& path, const std::string& where,
@@ -38,7 +33,7 @@ StoredMeta read_stored_meta_impl(hid_t ds, const std::string& path, const std::s
           where + " has an invalid sharding description (shard_dim=" +
               std::to_string(m.meta.dim) + ", shard_parts=" + std::to_string(m.meta.parts) +
               ", shard_chunk=" + std::to_string(m.meta.chunk) + " for shape " +
-              shape_text(m.meta.shape) + ")");
+              base::shape_string(m.meta.shape) + ")");
   const int64_t stored = h5::u64_array_attr_size(ds, "checksums", where);
   require(stored == m.pieces.count, where + " has " + std::to_string(stored) +
                                         " checksums for " + std::to_string(m.pieces.count) +

@@ -7,5 +7,6 @@ shardtune_add_fuzz_target(fuzz_safetensors
   LIBS shardtune_base)
 shardtune_add_fuzz_target(fuzz_hf_config
   SOURCES fuzz_hf_config.cpp ${PROJECT_SOURCE_DIR}/io/hf_config.cpp
+          ${PROJECT_SOURCE_DIR}/io/hf_config_write.cpp
           ${PROJECT_SOURCE_DIR}/core/model_config.cpp
   LIBS shardtune_base)
