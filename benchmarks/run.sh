@@ -6,10 +6,13 @@
 # peer, ...; the median of each side is reported with its min-max, and the ratio with the min-max
 # of the per-pair ratios).
 #
-#   benchmarks/run.sh [--quick] [--pairs N] [--steps N] [--write-docs]
+#   benchmarks/run.sh [--quick] [--small] [--pairs N] [--steps N] [--dtypes "fp32 bf16"]
+#                     [--nps "1 2"] [--strategies "sft lora"] [--write-docs]
 #
 # --quick: the small overhead-bound llama (hidden 128, 4 layers, seq 128), 1 pair of 3 steps: a
 #          check that everything runs (minutes), not a measurement.
+# --small: the same small llama, measured (pairs and steps as given).
+# --dtypes, --nps, --strategies: run only these configurations (default: all eight).
 # default: the ~30M llama (hidden 512, 8 layers, 8 heads, ffn 1376, vocab 8192, seq 256, micro-batch
 #          8 per rank), 3 pairs of 6 steps (one warm-up step each).
 # Writes runs/benchmarks/<UTC date>/: results.csv (one row per run), summary.csv (medians, ratio
@@ -22,14 +25,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-QUICK=0 PAIRS=3 STEPS=6 WRITE_DOCS=0
+QUICK=0 SMALL=0 PAIRS=3 STEPS=6 WRITE_DOCS=0
+DTYPES="fp32 bf16" NPS="1 2" STRATEGIES="sft lora"
 while [ $# -gt 0 ]; do
   case "$1" in
-    --quick) QUICK=1 PAIRS=1 STEPS=3 ;;
+    --quick) QUICK=1 SMALL=1 PAIRS=1 STEPS=3 ;;
+    --small) SMALL=1 ;;
+    --dtypes) DTYPES=$2; shift ;;
+    --nps) NPS=$2; shift ;;
+    --strategies) STRATEGIES=$2; shift ;;
     --pairs) PAIRS=$2; shift ;;
     --steps) STEPS=$2; shift ;;
     --write-docs) WRITE_DOCS=1 ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -47,7 +55,7 @@ if [ "$(id -u)" = 0 ]; then MPI+=(--allow-run-as-root); fi
 CORES=$(nproc)
 if [ "$CORES" -lt 2 ]; then MPI=(mpirun --bind-to none --oversubscribe); fi
 
-if [ $QUICK = 1 ]; then
+if [ $SMALL = 1 ]; then
   ST_MODEL=(--model.hidden_size=128 --model.num_layers=4 --model.num_heads=4
             --model.intermediate_size=344 --model.max_position_embeddings=128 --train.seq_len=128)
   PEER_MODEL=(--hidden 128 --layers 4 --heads 4 --ffn 344 --seq 128)
@@ -129,9 +137,9 @@ record() {  # framework dtype np strategy pair json
   printf '%-10s %-4s np=%s %-4s pair %s: %8.1f tokens/s\n' "$1" "$2" "$3" "$4" "$5" "$tps"
 }
 
-for dtype in fp32 bf16; do
-  for np in 1 2; do
-    for strat in sft lora; do
+for dtype in $DTYPES; do
+  for np in $NPS; do
+    for strat in $STRATEGIES; do
       for ((p = 1; p <= PAIRS; p++)); do
         # Odd pairs run ShardTune first, even pairs the peer first: a drift of the machine's
         # state (clocks, caches, other load) then favours neither side.

@@ -1,13 +1,18 @@
 #include "io/data.h"
 
 #include <algorithm>
+#include <filesystem>
+#include <limits>
 #include <memory>
 #include <random>
 
 #include "base/checks.h"
 #include "base/errors.h"
+#include "base/strings.h"
 #include "io/augment.h"
 #include "io/chat_template.h"
+#include "io/jsonl.h"
+#include "io/token_dataset.h"
 
 namespace shardtune::io {
 
@@ -39,13 +44,55 @@ void check_token_ids(const std::vector<Record>& records, int64_t model_vocab, bo
   }
 }
 
+// The chat template [data] chat_template names; null for none.
+std::shared_ptr<const ChatTemplate> chat_template_of(const DataOptions& d,
+                                                     const core::Tokenizer& tokenizer) {
+  const auto kind = parse_chat_template(d.chat_template, "[data] chat_template");
+  if (kind == ChatTemplateKind::kNone) return nullptr;
+  return std::make_shared<const ChatTemplate>(kind, tokenizer);
+}
+
+// A token dataset made as this run would tokenize: the same tokenizer, chat template and
+// train_on_prompt, every id inside the model's vocabulary. Documents are cut to seq_len, as JSONL
+// examples are.
+std::vector<core::Example> read_tokenized(const std::string& path, const DataOptions& d,
+                                          const core::Tokenizer& tokenizer, int64_t seq_len,
+                                          int64_t model_vocab) {
+  TokenDataset ds = read_token_dataset(path, seq_len);
+  const TokenDatasetInfo& info = ds.info;
+  const std::string again = " (run shardtune preprocess again with this configuration)";
+  require(info.tokenizer == tokenizer.identity(),
+          path + ": tokenized by '" + base::printable(info.tokenizer) +
+              "', but [data] tokenizer is '" + tokenizer.identity() + "'" + again);
+  require(info.chat_template == d.chat_template,
+          path + ": made with chat_template=" + base::printable(info.chat_template) +
+              ", but [data] chat_template=" + d.chat_template + again);
+  require(info.train_on_prompt == d.train_on_prompt,
+          path + ": made with train_on_prompt=" + (info.train_on_prompt ? "true" : "false") +
+              ", but [data] train_on_prompt=" + (d.train_on_prompt ? "true" : "false") + again);
+  for (size_t doc = 0; doc < ds.documents.size(); ++doc) {
+    for (const int64_t id : ds.documents[doc].tokens) {
+      require(id < model_vocab, path + ": document " + std::to_string(doc) + " holds id " +
+                                    std::to_string(id) +
+                                    ", not below the model's vocabulary size " +
+                                    std::to_string(model_vocab));
+    }
+  }
+  return std::move(ds.documents);
+}
+
 }  // namespace
 
 void DataOptions::validate() const {
-  require(source == "jsonl" || source == "wordnet" || source == "synthetic",
-          "[data] source='" + source + "' is unknown (known: jsonl, wordnet, synthetic)");
+  require(source == "jsonl" || source == "wordnet" || source == "synthetic" ||
+              source == "tokenized",
+          "[data] source='" + source + "' is unknown (known: jsonl, wordnet, synthetic, tokenized)");
   require(source != "jsonl" || !train_file.empty(),
           "[data] train_file is required when source=jsonl");
+  require(source != "tokenized" || !tokenized_dir.empty(),
+          "[data] tokenized_dir is required when source=tokenized");
+  require(source != "tokenized" || augment.empty(),
+          "[data] augment rewrites text; source=tokenized holds token ids only");
   require(wordnet_task == "glosses" || wordnet_task == "define" || wordnet_task == "lexname",
           "[data] wordnet_task='" + wordnet_task +
               "' is unknown (known: glosses, define, lexname)");
@@ -68,6 +115,16 @@ DataSets load_datasets(const DataOptions& d, int64_t seq_len, const core::Tokeni
     const int64_t vocab = std::min(model_vocab, tokenizer.vocab_size());
     sets.train = synthetic(d.synthetic_samples, seq_len, vocab, seed);
     sets.eval = synthetic(std::min<int64_t>(d.max_eval_samples, 64), seq_len, vocab, seed + 1);
+    return sets;
+  }
+  if (d.source == "tokenized") {
+    sets.train = read_tokenized(tokenized_train_path(d), d, tokenizer, seq_len, model_vocab);
+    if (std::filesystem::exists(tokenized_eval_path(d))) {
+      sets.eval = read_tokenized(tokenized_eval_path(d), d, tokenizer, seq_len, model_vocab);
+      if (static_cast<int64_t>(sets.eval.size()) > d.max_eval_samples) {
+        sets.eval.resize(static_cast<size_t>(d.max_eval_samples));
+      }
+    }
     return sets;
   }
   if (d.source == "jsonl") {
@@ -96,14 +153,36 @@ DataSets load_datasets(const DataOptions& d, int64_t seq_len, const core::Tokeni
         synsets, parse_augment(d.augment, d.augment_rate, d.augment_seed, d.augment_copies));
     train_records = augmenter.expand(train_records);
   }
-  std::unique_ptr<ChatTemplate> chat;
-  if (const auto kind = parse_chat_template(d.chat_template, "[data] chat_template");
-      kind != ChatTemplateKind::kNone) {
-    chat = std::make_unique<ChatTemplate>(kind, tokenizer);
-  }
+  const auto chat = chat_template_of(d, tokenizer);
   sets.train = tokenize_all(train_records, tokenizer, seq_len, d.train_on_prompt, chat.get());
   sets.eval = tokenize_all(sets.eval_records, tokenizer, seq_len, d.train_on_prompt, chat.get());
   return sets;
+}
+
+std::string tokenized_train_path(const DataOptions& options) {
+  return (std::filesystem::path(options.tokenized_dir) / "train.h5").string();
+}
+
+std::string tokenized_eval_path(const DataOptions& options) {
+  return (std::filesystem::path(options.tokenized_dir) / "eval.h5").string();
+}
+
+DocumentEncoder jsonl_encoder(const DataOptions& options, const core::Tokenizer& tokenizer,
+                              int64_t model_vocab) {
+  require(options.augment.empty(),
+          "[data] augment: shardtune preprocess writes the records as they are (augmentation "
+          "draws over the whole record set when training from the JSONL)");
+  const auto chat = chat_template_of(options, tokenizer);
+  const bool train_on_prompt = options.train_on_prompt;
+  return [chat, &tokenizer, model_vocab, train_on_prompt](const JsonlRecord& line,
+                                                          const std::string& where) {
+    std::vector<Record> one;
+    one.push_back(to_record(JsonlRecord(line), where));
+    one.back().where = where;
+    check_token_ids(one, model_vocab, false);
+    return tokenize(one.back(), tokenizer, std::numeric_limits<int64_t>::max(), train_on_prompt,
+                    chat.get());
+  };
 }
 
 StrategyData::StrategyData(DataSets& sets, const DataOptions& options,

@@ -13,6 +13,7 @@
 #include "core/strategy.h"
 #include "core/tokenizer.h"
 #include "io/dataset.h"
+#include "io/preprocess.h"
 #include "io/wordnet.h"
 
 namespace shardtune::io {
@@ -22,6 +23,7 @@ struct DataOptions : base::FieldList<DataOptions> {
   std::string source = "jsonl";
   std::string train_file;
   std::string eval_file;
+  std::string tokenized_dir;
   std::string tokenizer = "byte";
   bool train_on_prompt = false;
   std::string chat_template = "none";
@@ -41,13 +43,19 @@ struct DataOptions : base::FieldList<DataOptions> {
   // The field list (base/fields.h): every option once, with its doc line.
   template <typename Self, typename V>
   static void visit(Self& c, V& v) {
-    v("source", c.source, "jsonl | wordnet | synthetic");
+    v("source", c.source,
+      "jsonl | wordnet | synthetic | tokenized (the token datasets of tokenized_dir, written by "
+      "shardtune preprocess)");
     v("train_file", c.train_file,
       "JSONL training file ({text} | {prompt,response} | {instruction,input,output} | "
       "{messages} | {conversations} | {input_ids,labels})");
     v("eval_file", c.eval_file, "JSONL held-out file (optional)");
+    v("tokenized_dir", c.tokenized_dir,
+      "folder of token datasets (train.h5, eval.h5 when there is an eval_file): written by "
+      "shardtune preprocess from train_file and eval_file, read when source=tokenized");
     v("tokenizer", c.tokenizer,
-      "byte | none (pre-tokenized input_ids only) | a tokenizer file or Hugging Face model folder");
+      "byte | none (pre-tokenized input_ids only) | a tokenizer file or Hugging Face model folder "
+      "(default: the [model] from_hf folder when it holds a tokenizer, else byte)");
     v("train_on_prompt", c.train_on_prompt, "also put loss on prompt tokens");
     v("chat_template", c.chat_template,
       "none | chatml | llama3 | llama2 | alpaca: render supervised records (docs/data.md)");
@@ -76,11 +84,24 @@ struct DataSets {
   std::vector<Record> eval_records;  // untokenized eval records (generation references)
 };
 
+// The token dataset files of [data] tokenized_dir.
+std::string tokenized_train_path(const DataOptions& options);
+std::string tokenized_eval_path(const DataOptions& options);
+
 // Reads, augments (training records only) and tokenizes what `options` describe, truncating
-// examples to seq_len tokens. Synthetic data draws token ids below min(model_vocab, tokenizer
+// examples to seq_len tokens. source=tokenized reads the token datasets instead, refusing one
+// made with another tokenizer, chat template or train_on_prompt than `options` name, or holding
+// ids outside the model's vocabulary. Synthetic data draws token ids below min(model_vocab, tokenizer
 // vocabulary) from `seed`.
 DataSets load_datasets(const DataOptions& options, int64_t seq_len,
                        const core::Tokenizer& tokenizer, int64_t model_vocab, uint64_t seed);
+
+// What load_datasets makes of one JSONL record, before truncation to seq_len: the encoder of
+// `shardtune preprocess` (io/preprocess.h), so that training on its token datasets sees exactly
+// the tokens and labels training on the JSONL would. Ids of pre-tokenized records are checked
+// against model_vocab; [data] augment is refused (augmentation draws over the whole record set).
+DocumentEncoder jsonl_encoder(const DataOptions& options, const core::Tokenizer& tokenizer,
+                              int64_t model_vocab);
 
 // What a strategy sees at data time (core::TrainingData) over `sets.train`.
 class StrategyData final : public core::TrainingData {

@@ -10,8 +10,10 @@ namespace {
 
 std::string render_turn(const Message& m) { return m.role + ": " + m.content + "\n"; }
 
-// A parsed line (io/jsonl.h) as a Record. Conversations keep every turn; prompt/response are the
-// text before and the content of the last assistant turn (generation references).
+}  // namespace
+
+// Conversations keep every turn; prompt/response are the text before and the content of the last
+// assistant turn (generation references).
 Record to_record(JsonlRecord&& r, const std::string& where) {
   switch (r.form) {
     case JsonlForm::kText:
@@ -52,20 +54,12 @@ Record to_record(JsonlRecord&& r, const std::string& where) {
   throw UserError(where + ": unknown record form");
 }
 
-}  // namespace
-
 std::vector<Record> read_jsonl(const std::string& path) {
-  JsonlLineReader reader(path);
   std::vector<Record> records;
-  std::string line;
-  int64_t line_no = 0;
-  while (reader.next(line, line_no)) {
-    if (is_blank_line(line)) continue;
-    const std::string where = path + ":" + std::to_string(line_no);
-    records.push_back(to_record(parse_jsonl_line(line, where), where));
+  for_each_jsonl_record(path, [&](JsonlRecord&& r, const std::string& where) {
+    records.push_back(to_record(std::move(r), where));
     records.back().where = where;
-  }
-  if (records.empty()) throw UserError(path + ": no records");
+  });
   return records;
 }
 

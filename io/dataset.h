@@ -40,6 +40,11 @@ struct Record {
 };
 
 class ChatTemplate;  // io/chat_template.h
+struct JsonlRecord;  // io/jsonl.h
+
+// One parsed JSONL line (io/jsonl.h) as a Record; `where` is "FILE:LINE". read_jsonl below and
+// `shardtune preprocess` (io/data.h jsonl_encoder) both go through it.
+Record to_record(JsonlRecord&& record, const std::string& where);
 
 // Reads JSONL (io/jsonl.h, untrusted input) where each non-blank line is one object of one of
 // these forms:

@@ -86,6 +86,15 @@ class Run {
       return rc;
     }
     announce();
+    if (command_.world_run) {
+      exit_on_first_signal();  // nothing to save: a signal ends it at once
+      WorldContext context{config_, world, mpi_->rank() == 0};
+      const int rc = command_.world_run(context);
+      grid_.reset();
+      spdlog::default_logger()->flush();
+      std::fflush(stdout);
+      return rc;
+    }
     // A Hugging Face folder is a trained model too: it serves when no checkpoint is named.
     if (command_.needs_checkpoint && config_.checkpoint.init_from.empty() &&
         config_.model_source.from_hf.empty()) {

@@ -5,6 +5,7 @@
 #include "base/env.h"
 #include "launch/cmd_export.h"
 #include "launch/cmd_generate.h"
+#include "launch/cmd_preprocess.h"
 #include "launch/cmd_score.h"
 #include "launch/cmd_tokenize.h"
 #include "launch/signals.h"
@@ -52,6 +53,11 @@ const std::vector<Command>& commands() {
        cmd_ckpt, nullptr, false, false},
       {"tokenize", "  tokenize  --tokenizer PATH --text STRING | --decode \"ID ...\" | --info\n",
        run_tokenize, nullptr, false, false},
+      {"preprocess",
+       "  preprocess\n"
+       "            tokenize [data] train_file and eval_file on every rank into the token\n"
+       "            datasets of [data] tokenized_dir (then train with [data] source=tokenized)\n",
+       nullptr, nullptr, false, false, false, run_preprocess},
   };
   return table;
 }

@@ -1,12 +1,14 @@
-// The subcommands of `shardtune`, in one table. A command is either standalone (one process, no
-// MPI: `ckpt inspect`) or a run (every rank, after the set-up of launch/cli.cpp has built the rank
-// grid and a Trainer). Adding a command is its file pair (launch/cmd_<name>.{h,cpp}) and one line
+// The subcommands of `shardtune`, in one table. A command is standalone (one process, no MPI:
+// `ckpt inspect`), a world command (every rank, after the configuration is agreed on, with no
+// model: `preprocess`), or a run (every rank, after the set-up of launch/cli.cpp has built the
+// rank grid and a Trainer). Adding a command is its file pair (launch/cmd_<name>.{h,cpp}) and one line
 // in commands() (launch/commands.cpp).
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "launch/config.h"
 #include "launch/trainer.h"
 #include "parallel/rank_grid.h"
 
@@ -17,6 +19,13 @@ struct RunContext {
   Trainer& trainer;
   parallel::RankGrid& grid;
   bool root;  // world rank 0: the rank that prints results
+};
+
+// What a world command gets on every rank: the agreed configuration and the world.
+struct WorldContext {
+  const Config& config;
+  parallel::Communicator& world;
+  bool root;
 };
 
 struct Command {
@@ -33,6 +42,9 @@ struct Command {
   // Writes checkpoints: at start-up the run claims and probes its checkpoint directory
   // (launch/resume.h prepare_checkpoints).
   bool saves_checkpoints = false;
+  // World: called on every rank once the configuration is agreed on, before any model is built;
+  // returns the exit code. It agrees on its errors phase by phase (launch/agree.h agree()).
+  int (*world_run)(WorldContext& context) = nullptr;
 };
 
 const std::vector<Command>& commands();

@@ -15,6 +15,7 @@
 #include "base/errors.h"
 #include "base/hash.h"
 #include "base/strings.h"
+#include "io/tokenizers/loader.h"
 #include "launch/weights.h"
 #include "strategies/registry.h"
 
@@ -23,6 +24,16 @@ namespace po = boost::program_options;
 namespace shardtune::launch {
 
 namespace {
+
+// Whether `dir` holds tokenizer files (io/tokenizers/loader.h's search order).
+bool has_tokenizer_files(const std::string& dir) {
+  try {
+    io::tokenizers::find_tokenizer_files(dir);
+    return true;
+  } catch (const UserError&) {
+    return false;
+  }
+}
 
 uint64_t parse_unsigned(const std::string& name, const std::string& text) {
   const bool digits = !text.empty() && text.size() <= 20 &&
@@ -269,6 +280,13 @@ bool parse_config(const std::vector<std::string>& raw_args, Config& config, std:
       if (base::starts_with(key, "model.") && !value.defaulted()) explicit_keys.insert(key.substr(6));
     }
     config.model = model_config_from_hf(config.model_source.from_hf, config.model, explicit_keys);
+    // The model's own tokenizer, when its folder holds one and [data] tokenizer names no other:
+    // the byte tokenizer's ids mean nothing to a pretrained model's embeddings.
+    const auto tok = vm.find("data.tokenizer");
+    if ((tok == vm.end() || tok->second.defaulted()) &&
+        has_tokenizer_files(config.model_source.from_hf)) {
+      config.data.tokenizer = config.model_source.from_hf;
+    }
   }
   return true;
 }

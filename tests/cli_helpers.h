@@ -7,6 +7,8 @@
 
 #include <array>
 #include <cstdio>
+#include <fstream>
+#include <map>
 #include <string>
 
 namespace shardtune::testing {
@@ -42,6 +44,20 @@ inline int count(const std::string& text, const std::string& needle) {
   int n = 0;
   for (size_t p = text.find(needle); p != std::string::npos; p = text.find(needle, p + 1)) ++n;
   return n;
+}
+
+// "loss" values of metrics.jsonl step records, as printed (round-trip precision), by step.
+inline std::map<int, std::string> losses(const std::string& metrics) {
+  std::map<int, std::string> out;
+  std::ifstream in(metrics);
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto l = line.find("\"loss\":"), s = line.find("\"step\":");
+    if (l == std::string::npos || s == std::string::npos) continue;
+    const auto end = line.find_first_of(",}", l);
+    out[std::stoi(line.substr(s + 7))] = line.substr(l + 7, end - l - 7);
+  }
+  return out;
 }
 
 }  // namespace shardtune::testing

@@ -86,20 +86,6 @@ std::vector<pid_t> rank_pids(const std::string& marker) {
   return out;
 }
 
-// "loss" values of metrics.jsonl step records, as printed (round-trip precision), by step.
-std::map<int, std::string> losses(const std::string& metrics) {
-  std::map<int, std::string> out;
-  std::ifstream in(metrics);
-  std::string line;
-  while (std::getline(in, line)) {
-    const auto l = line.find("\"loss\":"), s = line.find("\"step\":");
-    if (l == std::string::npos || s == std::string::npos) continue;
-    const auto end = line.find_first_of(",}", l);
-    out[std::stoi(line.substr(s + 7))] = line.substr(l + 7, end - l - 7);
-  }
-  return out;
-}
-
 bool wait_for(const std::function<bool()>& cond, double seconds) {
   const auto t0 = std::chrono::steady_clock::now();
   while (!cond()) {

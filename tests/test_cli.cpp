@@ -2,7 +2,10 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <string>
+#include <vector>
 
 #include "cli_helpers.h"
 #include "launch/agree.h"
@@ -187,6 +190,61 @@ TEST(CliMpi, DemoStagesRunOnTwoRanks) {
               " --parallel.tp=2 --generate.max_new_tokens=8 --data.max_eval_samples=16 "
               "--checkpoint.init_from=" + dir + "/ft/checkpoints");
   EXPECT_EQ(r.code, 0) << r.output;
+}
+
+TEST(CliMpi, PreprocessThenTrainEqualsTrainingFromJsonl) {
+  // `shardtune preprocess` on 2 ranks, then training on the token datasets at TP=2: the same
+  // losses, step by step and held out, as training on the JSONL itself.
+  const auto dir = temp_dir("mpi_preprocess");
+  std::string train, eval;
+  for (int i = 0; i < 40; ++i) {
+    const std::string k = std::to_string(i);
+    train += i % 2 ? "{\"text\": \"line " + k + " of the corpus\"}\n"
+                   : "{\"messages\": [{\"role\": \"user\", \"content\": \"q" + k +
+                         "\"}, {\"role\": \"assistant\", \"content\": \"a" + k + "\"}]}\n";
+    if (i < 6) eval += "{\"prompt\": \"p" + k + "\", \"response\": \"r" + k + "\"}\n";
+  }
+  write_file(dir + "/train.jsonl", train);
+  write_file(dir + "/eval.jsonl", eval);
+  const auto ini = write_file(
+      dir + "/c.ini", tiny_ini(dir, "[data]\ntrain_file = " + dir + "/train.jsonl\neval_file = " +
+                                        dir + "/eval.jsonl\ntokenized_dir = " + dir +
+                                        "/tok\n") +
+                          "[checkpoint]\nsave_final = false\n");
+  auto r = run_mpi("-np 2 " + kShardtune + " preprocess --config " + ini);
+  ASSERT_EQ(r.code, 0) << r.output;
+  ASSERT_TRUE(std::filesystem::exists(dir + "/tok/train.h5"));
+  ASSERT_TRUE(std::filesystem::exists(dir + "/tok/eval.h5"));
+  const std::string common = " --config " + ini +
+                             " --parallel.tp=2 --train.steps=4 --train.eval_every=2"
+                             " --train.log_every=1";
+  r = run_mpi("-np 2 " + kShardtune + " train" + common + " --train.out_dir=" + dir + "/jsonl");
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = run_mpi("-np 2 " + kShardtune + " train" + common + " --train.out_dir=" + dir +
+              "/tokenized --data.source=tokenized");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto want = losses(dir + "/jsonl/metrics.jsonl");
+  ASSERT_EQ(want.size(), 4u);
+  EXPECT_EQ(losses(dir + "/tokenized/metrics.jsonl"), want);
+  const auto held_out = [](const std::string& metrics) {
+    std::vector<std::string> out;
+    std::ifstream in(metrics);
+    for (std::string line; std::getline(in, line);) {
+      const auto at = line.find("\"eval_loss\":");
+      if (at != std::string::npos) out.push_back(line.substr(at, line.find_first_of(",}", at) - at));
+    }
+    return out;
+  };
+  const auto want_eval = held_out(dir + "/jsonl/metrics.jsonl");
+  EXPECT_GE(want_eval.size(), 2u);
+  EXPECT_EQ(held_out(dir + "/tokenized/metrics.jsonl"), want_eval);
+  // Another chat template than the datasets were made with: one line, every rank exits 2.
+  r = run_mpi("-np 2 " + kShardtune + " train" + common + " --train.out_dir=" + dir +
+              "/other --data.source=tokenized --data.chat_template=alpaca");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_EQ(count(r.output, "shardtune: error"), 1) << r.output;
+  EXPECT_NE(r.output.find(dir + "/tok/train.h5: made with chat_template=none"), std::string::npos)
+      << r.output;
 }
 
 TEST(CliMpi, TensorParallelLayoutErrorEndsAllRanksWithOneMessage) {

@@ -215,3 +215,20 @@ TEST(Config, ADirectoryOrFifoIsNotAConfigFile) {
         << e.what();
   }
 }
+
+TEST(Config, AHuggingFaceFolderBringsItsTokenizerUnlessAnotherIsNamed) {
+  const auto dir = temp_dir("config_from_hf_tokenizer");
+  write_file(dir + "/config.json",
+             R"({"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 320,
+                 "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                 "num_attention_heads": 2, "max_position_embeddings": 64})");
+  // No tokenizer files: the byte tokenizer stays the default.
+  EXPECT_EQ(parse({"--model.from_hf=" + dir}).data.tokenizer, "byte");
+  write_file(dir + "/tokenizer.json", "{}");
+  EXPECT_EQ(parse({"--model.from_hf=" + dir}).data.tokenizer, dir);
+  // A tokenizer named on the command line or in the file wins.
+  EXPECT_EQ(parse({"--model.from_hf=" + dir, "--data.tokenizer=byte"}).data.tokenizer, "byte");
+  const auto ini = write_file(dir + "/run.ini", "[data]\ntokenizer = none\n");
+  EXPECT_EQ(parse({"--config", ini, "--model.from_hf=" + dir}).data.tokenizer, "none");
+  EXPECT_EQ(parse({"--config", ini}).data.tokenizer, "none");
+}

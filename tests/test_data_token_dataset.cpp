@@ -8,9 +8,11 @@
 #include <filesystem>
 #include <fstream>
 
+#include "io/data.h"
 #include "io/jsonl.h"
 #include "io/preprocess.h"
 #include "io/token_dataset.h"
+#include "io/tokenizer.h"
 #include "mpi_test_main.h"
 #include "base/errors.h"
 #include "parallel/local_communicator.h"
@@ -171,6 +173,13 @@ class DamagedFiles : public ::testing::Test {
     H5Awrite(a, H5T_NATIVE_INT64, &v);
     H5Aclose(a);
   }
+  static void set_int_attr_new(hid_t f, const char* name, int64_t v) {
+    const hid_t s = H5Screate(H5S_SCALAR);
+    const hid_t a = H5Acreate2(f, name, H5T_STD_I64LE, s, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, H5T_NATIVE_INT64, &v);
+    H5Aclose(a);
+    H5Sclose(s);
+  }
   static void set_string_attr(hid_t f, const char* name, const std::string& v) {
     H5Adelete(f, name);
     const hid_t t = H5Tcopy(H5T_C_S1);
@@ -214,6 +223,27 @@ TEST_F(DamagedFiles, EachIsRefusedWithItsReason) {
   SetUp();
   edit([](hid_t f) { H5Adelete(f, "vocab_size"); });
   EXPECT_EQ(read_error(), path_ + ": attribute 'vocab_size' is missing");
+  // Attributes of the wrong shape or size are refused before anything is read (issue 13's class
+  // of bug: a 64-element attribute read into a one-element buffer).
+  SetUp();
+  edit([](hid_t f) {
+    H5Adelete(f, "documents");
+    hsize_t n = 64;
+    const hid_t s = H5Screate_simple(1, &n, nullptr);
+    const hid_t a = H5Acreate2(f, "documents", H5T_STD_I64LE, s, H5P_DEFAULT, H5P_DEFAULT);
+    std::vector<int64_t> values(64, 3);
+    H5Awrite(a, H5T_NATIVE_INT64, values.data());
+    H5Aclose(a);
+    H5Sclose(s);
+  });
+  EXPECT_EQ(read_error(), path_ + ": attribute 'documents' must hold one value, it holds 64");
+  SetUp();
+  edit([](hid_t f) { set_string_attr(f, "tokenizer", std::string(4097, 'x')); });
+  EXPECT_EQ(read_error(), path_ + ": attribute 'tokenizer' has 4097-byte elements (at most 4096 "
+                                  "expected)");
+  SetUp();
+  edit([](hid_t f) { H5Adelete(f, "source"); set_int_attr_new(f, "source", 7); });
+  EXPECT_EQ(read_error(), path_ + ": attribute 'source' is not a string");
   SetUp();
   edit([](hid_t f) { set_int_attr(f, "tokens", 31); });
   EXPECT_EQ(read_error(), path_ + ": dataset 'tokens' has 30 elements, 31 expected from the "
@@ -345,4 +375,110 @@ TEST(PreprocessMpi, TheFirstBadLineIsReportedOnEveryRank) {
               io::preprocess_jsonl(blank, dir + "/out.h5", vocab(259), encode_for_test, world());
             }),
             blank + ": no records");
+}
+
+// ---- preprocess then train == train from JSONL --------------------------------------------------
+
+namespace {
+
+// Every record form the pipeline reads, some longer than seq_len (cut on both paths).
+std::string mixed_records(int n) {
+  std::string s;
+  for (int i = 0; i < n; ++i) {
+    const std::string k = std::to_string(i);
+    switch (i % 5) {
+      case 0:
+        s += "{\"text\": \"plain text " + k + std::string(static_cast<size_t>(i), 'y') + "\"}\n";
+        break;
+      case 1:
+        s += "{\"prompt\": \"q" + k + "?\", \"response\": \"answer " + k + "\"}\n";
+        break;
+      case 2:
+        s += "{\"instruction\": \"do " + k + "\", \"input\": \"in\", \"output\": \"out " + k +
+             "\"}\n";
+        break;
+      case 3:
+        s += "{\"messages\": [{\"role\": \"system\", \"content\": \"be brief\"}, {\"role\": "
+             "\"user\", \"content\": \"hi " + k + "\"}, {\"role\": \"assistant\", \"content\": "
+             "\"hello " + k + "\"}]}\n";
+        break;
+      default:
+        s += "{\"input_ids\": [1, " + k + ", 7], \"labels\": [-100, " + k + ", 7]}\n";
+    }
+  }
+  return s;
+}
+
+void expect_same_examples(const std::vector<core::Example>& got,
+                          const std::vector<core::Example>& want, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(got[i].tokens, want[i].tokens) << what << " example " << i;
+    EXPECT_EQ(got[i].labels, want[i].labels) << what << " example " << i;
+  }
+}
+
+}  // namespace
+
+TEST(PreprocessMpi, TokenizedDatasetsGiveTheExamplesOfTheJsonl) {
+  const std::string dir = shared_dir("preprocess-equal");
+  io::DataOptions d;
+  d.train_file = dir + "/train.jsonl";
+  d.eval_file = dir + "/eval.jsonl";
+  d.tokenized_dir = dir + "/tok";
+  d.max_eval_samples = 5;
+  if (world().rank() == 0) {
+    std::ofstream(d.train_file, std::ios::binary) << mixed_records(41);
+    std::ofstream(d.eval_file, std::ios::binary) << mixed_records(9);
+    fs::create_directories(d.tokenized_dir);
+  }
+  world().barrier();
+  const int64_t seq_len = 160, model_vocab = 300;  // cuts the Alpaca-templated records
+  for (const char* chat : {"none", "alpaca"}) {
+    for (const bool on_prompt : {false, true}) {
+      d.source = "jsonl";
+      d.chat_template = chat;
+      d.train_on_prompt = on_prompt;
+      const std::string what = std::string(chat) + (on_prompt ? " train_on_prompt" : "");
+      const auto tokenizer = io::make_tokenizer("byte", "[data] tokenizer");
+      const io::DataSets want = io::load_datasets(d, seq_len, *tokenizer, model_vocab, 1);
+      const auto encode = io::jsonl_encoder(d, *tokenizer, model_vocab);
+      io::TokenDatasetInfo info;
+      info.vocab_size = model_vocab;
+      info.tokenizer = tokenizer->identity();
+      info.chat_template = d.chat_template;
+      info.train_on_prompt = d.train_on_prompt;
+      io::preprocess_jsonl(d.train_file, io::tokenized_train_path(d), info, encode, world());
+      io::preprocess_jsonl(d.eval_file, io::tokenized_eval_path(d), info, encode, world());
+      d.source = "tokenized";
+      const io::DataSets got = io::load_datasets(d, seq_len, *tokenizer, model_vocab, 1);
+      expect_same_examples(got.train, want.train, what + " train");
+      expect_same_examples(got.eval, want.eval, what + " eval");
+      EXPECT_EQ(got.eval.size(), 5u);
+    }
+  }
+  // A dataset made otherwise than this run would tokenize is refused, naming the difference.
+  const auto tokenizer = io::make_tokenizer("byte", "[data] tokenizer");
+  const std::string train_h5 = io::tokenized_train_path(d);
+  d.chat_template = "none";
+  EXPECT_EQ(error_of([&] { io::load_datasets(d, seq_len, *tokenizer, model_vocab, 1); }),
+            train_h5 + ": made with chat_template=alpaca, but [data] chat_template=none (run "
+                       "shardtune preprocess again with this configuration)");
+  d.chat_template = "alpaca";
+  d.train_on_prompt = false;
+  EXPECT_EQ(error_of([&] { io::load_datasets(d, seq_len, *tokenizer, model_vocab, 1); }),
+            train_h5 + ": made with train_on_prompt=true, but [data] train_on_prompt=false (run "
+                       "shardtune preprocess again with this configuration)");
+  d.train_on_prompt = true;
+  EXPECT_EQ(error_of([&] { io::load_datasets(d, seq_len, *tokenizer, 100, 1); }),
+            train_h5 + ": document 0 holds id 256, not below the model's vocabulary size 100");
+  const auto none = io::make_tokenizer("none", "[data] tokenizer");
+  EXPECT_EQ(error_of([&] { io::load_datasets(d, seq_len, *none, model_vocab, 1); }),
+            train_h5 + ": tokenized by 'byte-v1', but [data] tokenizer is 'none' (run shardtune "
+                       "preprocess again with this configuration)");
+  // Augmentation draws over the whole record set: preprocess refuses it.
+  d.augment = "reorder";
+  EXPECT_EQ(error_of([&] { io::jsonl_encoder(d, *tokenizer, model_vocab); }),
+            "[data] augment: shardtune preprocess writes the records as they are (augmentation "
+            "draws over the whole record set when training from the JSONL)");
 }
