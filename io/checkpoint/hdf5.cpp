@@ -29,7 +29,20 @@ bool Handle::reset() {
   return fine;
 }
 
+bool plain_number(hid_t type) {
+  static const hid_t kPlain[] = {
+      H5T_IEEE_F32LE, H5T_IEEE_F32BE, H5T_IEEE_F64LE, H5T_IEEE_F64BE, H5T_STD_I8LE,  H5T_STD_I8BE,
+      H5T_STD_U8LE,   H5T_STD_U8BE,   H5T_STD_I16LE,  H5T_STD_I16BE,  H5T_STD_U16LE, H5T_STD_U16BE,
+      H5T_STD_I32LE,  H5T_STD_I32BE,  H5T_STD_U32LE,  H5T_STD_U32BE,  H5T_STD_I64LE, H5T_STD_I64BE,
+      H5T_STD_U64LE,  H5T_STD_U64BE};
+  for (const hid_t plain : kPlain) {
+    if (H5Tequal(type, plain) > 0) return true;
+  }
+  return false;
+}
+
 std::string type_name(hid_t type) {
+  if (!plain_number(type)) return "other";
   const auto cls = H5Tget_class(type);
   const size_t size = H5Tget_size(type);
   if (cls == H5T_FLOAT) return size == 4 ? "float32" : size == 8 ? "float64" : "float?";
@@ -104,6 +117,8 @@ CheckedAttr open_checked(hid_t obj, const char* name, H5T_class_t cls, Shape sha
     require(H5Tis_variable_str(a.type.get()) == 0, what + " is a variable-length string");
   } else {
     require(stored == H5T_INTEGER, what + " is not an integer");
+    require(plain_number(a.type.get()),
+            what + " is not a plain integer (its bits do not fill its bytes)");
   }
   a.type_size = H5Tget_size(a.type.get());
   require(a.type_size > 0 && a.type_size <= max_bytes,

@@ -44,7 +44,14 @@ class Handle {
 // Set when an H5Fclose through a Handle failed (io::hdf5_close_failed()).
 extern std::atomic<bool> g_file_close_failed;
 
-// "float32", "int64", "uint8", ...: a dataset's stored type (dtypes.h names tensor dtypes alike).
+// A standard IEEE float (32/64-bit) or integer (8..64-bit) of either byte order: every bit of its
+// size holds the value, no offset, no custom exponent or padding. HDF5 converts other numeric
+// types (e.g. an 8-byte integer with 3 bits of precision at offset 61) through code paths that
+// crash libhdf5 1.10 on crafted files, so readers refuse them before converting anything.
+bool plain_number(hid_t type);
+
+// "float32", "int64", "uint8", ...: a dataset's stored type (dtypes.h names tensor dtypes alike);
+// "other" for anything that is not a plain_number.
 std::string type_name(hid_t type);
 
 // Attributes. Writers return false on failure (collective callers collect, then agree).
