@@ -19,10 +19,18 @@ Batch collate(const std::vector<const Example*>& examples, int64_t pad_id, int64
   auto mask_a = mask.accessor<int64_t, 2>();
   for (int64_t i = 0; i < b; ++i) {
     const auto& e = *examples[i];
+    // Document ids: 1 for an unpacked example, 1, 2, ... along a packed one.
+    int64_t document = 1, document_end = e.documents.empty()
+                                             ? static_cast<int64_t>(e.tokens.size())
+                                             : e.documents.front();
     for (size_t j = 0; j < e.tokens.size(); ++j) {
+      while (static_cast<int64_t>(j) >= document_end &&
+             document < static_cast<int64_t>(e.documents.size())) {
+        document_end += e.documents[static_cast<size_t>(document++)];
+      }
       ids_a[i][j] = e.tokens[j];
       labels_a[i][j] = e.labels[j];
-      mask_a[i][j] = 1;
+      mask_a[i][j] = document;
     }
   }
   Batch batch{ids, labels, mask, 0};

@@ -15,7 +15,7 @@ namespace shardtune::core {
 struct Batch {
   torch::Tensor input_ids;       // [B, T] int64, right-padded with pad_id
   torch::Tensor labels;          // [B, T] int64, -100 on padding
-  torch::Tensor attention_mask;  // [B, T] int64, 1 = token
+  torch::Tensor attention_mask;  // [B, T] int64: 0 = padding, else the token's document (1, 2, ...)
   int64_t targets = 0;           // counted targets (see count_targets)
 };
 

@@ -149,16 +149,24 @@ std::pair<torch::Tensor, torch::Tensor> rotary_tables(const torch::Tensor& posit
 
 torch::Tensor position_ids_from_mask(const torch::Tensor& attention_mask) {
   auto m = attention_mask.to(torch::kLong);
-  return (m.cumsum(-1) - 1).clamp_min(0);
+  const int64_t t = m.size(-1);
+  auto index = torch::arange(t, m.options()).expand_as(m);
+  // A document starts where the id changes to a non-zero one; padding continues the count.
+  auto previous = torch::cat({torch::zeros_like(m.narrow(-1, 0, 1)), m.narrow(-1, 0, t - 1)}, -1);
+  auto starts = m.ne(previous) & m.ne(0);
+  auto start_index = std::get<0>(torch::where(starts, index, torch::zeros_like(index)).cummax(-1));
+  return index - start_index;
 }
 
 torch::Tensor causal_attention_bias(const torch::Tensor& attention_mask, torch::ScalarType dtype) {
   const int64_t t = attention_mask.size(1);
   auto opts = torch::TensorOptions().dtype(torch::kBool).device(attention_mask.device());
   auto causal = torch::ones({t, t}, opts).tril();                       // [T, T]
-  auto key_real = attention_mask.to(torch::kBool).unsqueeze(1);          // [B, 1, T]
+  auto document = attention_mask.to(torch::kLong);
+  auto key_real = document.ne(0).unsqueeze(1);                           // [B, 1, T]
+  auto same_document = document.unsqueeze(2) == document.unsqueeze(1);   // [B, T, T]
   auto eye = torch::eye(t, opts);
-  auto visible = (causal.unsqueeze(0) & key_real) | eye.unsqueeze(0);    // [B, T, T]
+  auto visible = (causal.unsqueeze(0) & key_real & same_document) | eye.unsqueeze(0);
   // A finite minimum (not -inf) keeps softmax free of NaN for any row.
   const double neg = std::numeric_limits<float>::lowest();
   auto bias = torch::zeros(visible.sizes(), torch::TensorOptions().dtype(dtype).device(

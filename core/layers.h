@@ -129,12 +129,16 @@ std::pair<torch::Tensor, torch::Tensor> rotary_tables(const torch::Tensor& posit
                                                       int64_t head_dim, double theta,
                                                       torch::ScalarType dtype);
 
-// Position ids from an attention mask [B, T] (1 = token, 0 = padding): the index of each token
-// among the real ones, so left- and right-padded batches get the same positions. [B, T] int64.
+// Attention masks [B, T] hold document ids: 0 = padding, 1 = a token of the row's only document,
+// or 1, 2, 3, ... for the documents of a packed row (core::Batch, [data] packing).
+//
+// Position ids from an attention mask: each token's index within its document, so left- and
+// right-padded batches get the same positions, and packed documents each start at 0 (padding
+// positions continue the count; they are never used). [B, T] int64.
 torch::Tensor position_ids_from_mask(const torch::Tensor& attention_mask);
 
 // Additive attention bias [B, 1, T, T]: 0 where query i may see key j (j <= i and j is a real
-// token), a large negative number elsewhere. The diagonal is always visible so that rows of
+// token of i's document), a large negative number elsewhere. The diagonal is always visible so that rows of
 // padding queries stay finite (their outputs are never used).
 torch::Tensor causal_attention_bias(const torch::Tensor& attention_mask, torch::ScalarType dtype);
 

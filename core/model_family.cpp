@@ -72,7 +72,8 @@ bool fused_causal_ok(const CausalLMImpl& model, const torch::Tensor& attention_m
                      bool training) {
   if (!model.compute().fused) return false;
   if (model.config().dropout > 0.0 && training) return false;
-  return !attention_mask.defined() || attention_mask.all().item<bool>();
+  // One document per row and no padding: every mask value is 1 (packed rows hold 1, 2, ...).
+  return !attention_mask.defined() || attention_mask.eq(1).all().item<bool>();
 }
 
 }  // namespace shardtune::core::detail

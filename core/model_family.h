@@ -33,8 +33,8 @@ torch::Tensor run_block(const CausalLMImpl& model, const std::vector<torch::Tens
                         std::function<torch::Tensor(const torch::Tensor&)> fn,
                         const torch::Tensor& x);
 
-// Whether attention can take the fused causal kernel: fused kernels on, no padding key, and no
-// dropout on the probabilities in this pass.
+// Whether attention can take the fused causal kernel: fused kernels on, no padding key, one
+// document per row (no packing), and no dropout on the probabilities in this pass.
 bool fused_causal_ok(const CausalLMImpl& model, const torch::Tensor& attention_mask,
                      bool training);
 

@@ -10,6 +10,7 @@
 #include "base/errors.h"
 #include "base/strings.h"
 #include "io/augment.h"
+#include "io/packing.h"
 #include "io/chat_template.h"
 #include "io/jsonl.h"
 #include "io/token_dataset.h"
@@ -31,16 +32,14 @@ std::vector<core::Example> synthetic(int64_t count, int64_t seq_len, int64_t voc
 }
 
 // Pre-tokenized ids index the model's embedding: each must be below its vocabulary.
-void check_token_ids(const std::vector<Record>& records, int64_t model_vocab, bool augmenting) {
-  for (const auto& r : records) {
-    if (r.input_ids.empty()) continue;
-    require(!augmenting, r.where + ": [data] augment rewrites text; pre-tokenized records have none");
-    for (size_t i = 0; i < r.input_ids.size(); ++i) {
-      require(r.input_ids[i] < model_vocab,
-              r.where + ": input_ids[" + std::to_string(i) + "] = " +
-                  std::to_string(r.input_ids[i]) + " is not below the model's vocabulary size " +
-                  std::to_string(model_vocab));
-    }
+void check_token_ids(const Record& r, int64_t model_vocab, bool augmenting) {
+  if (r.input_ids.empty()) return;
+  require(!augmenting, r.where + ": [data] augment rewrites text; pre-tokenized records have none");
+  for (size_t i = 0; i < r.input_ids.size(); ++i) {
+    require(r.input_ids[i] < model_vocab,
+            r.where + ": input_ids[" + std::to_string(i) + "] = " +
+                std::to_string(r.input_ids[i]) + " is not below the model's vocabulary size " +
+                std::to_string(model_vocab));
   }
 }
 
@@ -70,7 +69,8 @@ std::vector<core::Example> read_tokenized(const std::string& path, const DataOpt
   require(info.train_on_prompt == d.train_on_prompt,
           path + ": made with train_on_prompt=" + (info.train_on_prompt ? "true" : "false") +
               ", but [data] train_on_prompt=" + (d.train_on_prompt ? "true" : "false") + again);
-  for (size_t doc = 0; doc < ds.documents.size(); ++doc) {
+  // The reader proved every id below info.vocab_size; only a larger one needs the scan.
+  for (size_t doc = 0; info.vocab_size > model_vocab && doc < ds.documents.size(); ++doc) {
     for (const int64_t id : ds.documents[doc].tokens) {
       require(id < model_vocab, path + ": document " + std::to_string(doc) + " holds id " +
                                     std::to_string(id) +
@@ -105,7 +105,9 @@ void DataOptions::validate() const {
   base::require_count("[data] augment_copies", augment_copies, 1);
 }
 
-DataSets load_datasets(const DataOptions& d, int64_t seq_len, const core::Tokenizer& tokenizer,
+namespace {
+
+DataSets load_unpacked(const DataOptions& d, int64_t seq_len, const core::Tokenizer& tokenizer,
                        int64_t model_vocab, uint64_t seed) {
   DataSets sets;
   std::vector<Record> train_records;
@@ -142,8 +144,8 @@ DataSets load_datasets(const DataOptions& d, int64_t seq_len, const core::Tokeni
     train_records = wordnet_records(synsets, task, Split::kTrain, d.wordnet_eval_percent);
     sets.eval_records = wordnet_records(synsets, task, Split::kEval, d.wordnet_eval_percent);
   }
-  check_token_ids(train_records, model_vocab, !d.augment.empty());
-  check_token_ids(sets.eval_records, model_vocab, false);
+  for (const auto& r : train_records) check_token_ids(r, model_vocab, !d.augment.empty());
+  for (const auto& r : sets.eval_records) check_token_ids(r, model_vocab, false);
   if (static_cast<int64_t>(sets.eval_records.size()) > d.max_eval_samples) {
     sets.eval_records.resize(static_cast<size_t>(d.max_eval_samples));
   }
@@ -156,6 +158,16 @@ DataSets load_datasets(const DataOptions& d, int64_t seq_len, const core::Tokeni
   const auto chat = chat_template_of(d, tokenizer);
   sets.train = tokenize_all(train_records, tokenizer, seq_len, d.train_on_prompt, chat.get());
   sets.eval = tokenize_all(sets.eval_records, tokenizer, seq_len, d.train_on_prompt, chat.get());
+  return sets;
+}
+
+}  // namespace
+
+DataSets load_datasets(const DataOptions& d, int64_t seq_len, const core::Tokenizer& tokenizer,
+                       int64_t model_vocab, uint64_t seed) {
+  DataSets sets = load_unpacked(d, seq_len, tokenizer, model_vocab, seed);
+  // Held-out examples stay one per row: evaluation and label accuracy count examples.
+  if (d.packing) sets.train = pack_examples(std::move(sets.train), seq_len);
   return sets;
 }
 
@@ -176,11 +188,10 @@ DocumentEncoder jsonl_encoder(const DataOptions& options, const core::Tokenizer&
   const bool train_on_prompt = options.train_on_prompt;
   return [chat, &tokenizer, model_vocab, train_on_prompt](const JsonlRecord& line,
                                                           const std::string& where) {
-    std::vector<Record> one;
-    one.push_back(to_record(JsonlRecord(line), where));
-    one.back().where = where;
-    check_token_ids(one, model_vocab, false);
-    return tokenize(one.back(), tokenizer, std::numeric_limits<int64_t>::max(), train_on_prompt,
+    Record record = to_record(JsonlRecord(line), where);
+    record.where = where;
+    check_token_ids(record, model_vocab, false);
+    return tokenize(record, tokenizer, std::numeric_limits<int64_t>::max(), train_on_prompt,
                     chat.get());
   };
 }

@@ -36,6 +36,7 @@ struct DataOptions : base::FieldList<DataOptions> {
   double augment_rate = 0.1;
   uint64_t augment_seed = 0;
   int64_t augment_copies = 1;
+  bool packing = false;
 
   // UserError naming the [data] field.
   void validate() const;
@@ -75,6 +76,9 @@ struct DataOptions : base::FieldList<DataOptions> {
     v("augment_seed", c.augment_seed, "seed of the augmentation (same seed, same augmented data)");
     v("augment_copies", c.augment_copies,
       "augmented copies added per training record (originals kept)");
+    v("packing", c.packing,
+      "pack training examples back to back into rows of seq_len tokens (each attends only within "
+      "itself, positions restart per example); global_batch then counts rows");
   }
 };
 

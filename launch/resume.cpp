@@ -142,6 +142,11 @@ std::string data_fingerprint(const std::vector<core::Example>& examples) {
     const uint64_t sums[2] = {base::fnv1a64x4(e.tokens.data(), e.tokens.size() * 8),
                               base::fnv1a64x4(e.labels.data(), e.labels.size() * 8)};
     mix(sums, sizeof sums);
+    // Packed rows: their document lengths (unpacked examples add nothing, as before packing).
+    if (!e.documents.empty()) {
+      const uint64_t docs = base::fnv1a64x4(e.documents.data(), e.documents.size() * 8);
+      mix(&docs, sizeof docs);
+    }
   }
   char hex[17];
   std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(h));

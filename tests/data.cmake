@@ -19,3 +19,6 @@ shardtune_add_mpi_suite(test_data_token_dataset NP 1 2 3 SOURCES test_data_token
                         LIBS shardtune_io)
 target_include_directories(test_data_token_dataset SYSTEM PRIVATE ${HDF5_INCLUDE_DIRS})
 target_link_libraries(test_data_token_dataset PRIVATE ${HDF5_C_LIBRARIES})
+
+# Sequence packing: rows, document-id masks, positions, and per-document logits equal to unpacked.
+shardtune_add_test(test_packing test_packing.cpp LIBS shardtune_io)

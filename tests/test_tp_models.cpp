@@ -115,6 +115,22 @@ TEST(TpModel, Gpt2Tp2TimesDpWithZeroEqualsOneRank) {
   expect_tp_equals_single(c, 2);
 }
 
+// [data] packing: rows of several WordNet glosses, attention and positions per document.
+TEST(TpModel, PackedRowsAllRanksTpEqualsOneRank) {
+  auto c = family_config("llama", "tp_llama_packed");
+  c.data.packing = true;
+  c.train.seq_len = 64;  // room for two or three short glosses per row
+  expect_tp_equals_single(c, mpi_runtime().world_size());
+}
+
+TEST(TpModel, PackedRowsTp2TimesDpEqualsOneRank) {
+  if (mpi_runtime().world_size() != 4) GTEST_SKIP() << "TP=2 x DP=2 needs 4 ranks";
+  auto c = family_config("gpt2", "tp_gpt2_packed_2x2");
+  c.data.packing = true;
+  c.train.seq_len = 64;
+  expect_tp_equals_single(c, 2);
+}
+
 TEST(TpModel, ShardedInitEqualsOneRankInitExactly) {
   WorldTp w;
   for (const std::string family : {"llama", "gpt2"}) {
