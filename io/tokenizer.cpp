@@ -57,6 +57,15 @@ std::unique_ptr<core::Tokenizer> make_tokenizer(const std::string& name, const s
   return tokenizer;
 }
 
+std::unique_ptr<core::Tokenizer> make_model_tokenizer(const std::string& name, int64_t model_vocab) {
+  auto tokenizer = make_tokenizer(name, "[data] tokenizer");
+  require(model_vocab >= tokenizer->vocab_size(),
+          "[model] vocab_size=" + std::to_string(model_vocab) +
+              " is smaller than the tokenizer's vocabulary (" +
+              std::to_string(tokenizer->vocab_size()) + ")");
+  return tokenizer;
+}
+
 std::string tokenizer_folder(const std::string& name) {
   if (name == "byte" || name == "none" || name.empty()) return "";
   const std::filesystem::path p(name);

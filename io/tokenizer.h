@@ -47,6 +47,10 @@ class NoTokenizer final : public core::Tokenizer {
 // token (the pad falls back to EOS) to pad batches. UserError naming `field` and the path.
 std::unique_ptr<core::Tokenizer> make_tokenizer(const std::string& name, const std::string& field);
 
+// make_tokenizer for [data] tokenizer, refusing a tokenizer whose vocabulary is larger than the
+// model's ([model] vocab_size): the tokenizer of training and of `shardtune preprocess`.
+std::unique_ptr<core::Tokenizer> make_model_tokenizer(const std::string& name, int64_t model_vocab);
+
 // The folder holding a path tokenizer's files ("" for byte and none): export_hf copies the
 // tokenizer files from there.
 std::string tokenizer_folder(const std::string& name);

@@ -29,11 +29,7 @@ int run_preprocess(WorldContext& context) {
     require(!d.train_file.empty(), "shardtune preprocess needs [data] train_file (JSONL)");
     require(!d.tokenized_dir.empty(),
             "shardtune preprocess needs [data] tokenized_dir (where train.h5 and eval.h5 go)");
-    tokenizer = io::make_tokenizer(d.tokenizer, "[data] tokenizer");
-    require(c.model.vocab_size >= tokenizer->vocab_size(),
-            "[model] vocab_size=" + std::to_string(c.model.vocab_size) +
-                " is smaller than the tokenizer's vocabulary (" +
-                std::to_string(tokenizer->vocab_size()) + ")");
+    tokenizer = io::make_model_tokenizer(d.tokenizer, c.model.vocab_size);
     encode = io::jsonl_encoder(d, *tokenizer, c.model.vocab_size);
     info.vocab_size = c.model.vocab_size;
     info.tokenizer = tokenizer->identity();

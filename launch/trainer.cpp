@@ -92,11 +92,7 @@ Trainer::Trainer(Config config, parallel::RankGrid& grid, TestHooks hooks)
   const auto& c = config_;
   config_.validate(grid_.dims().world());
   core::validate_tp(c.model, grid_.dims().tp);
-  tokenizer_ = io::make_tokenizer(c.data.tokenizer, "[data] tokenizer");
-  require(c.model.vocab_size >= tokenizer_->vocab_size(),
-          "[model] vocab_size=" + std::to_string(c.model.vocab_size) +
-              " is smaller than the tokenizer's vocabulary (" +
-              std::to_string(tokenizer_->vocab_size()) + ")");
+  tokenizer_ = io::make_model_tokenizer(c.data.tokenizer, c.model.vocab_size);
   data_ = io::load_datasets(c.data, c.train.seq_len, *tokenizer_, c.model.vocab_size, c.train.seed);
   check_targets(data_, c, grid_.rank() == 0);
 

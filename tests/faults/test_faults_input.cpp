@@ -95,6 +95,19 @@ TEST(FaultData, MissingTrainFile) {
   expect_fault(c);
 }
 
+TEST(FaultData, PreprocessWithoutTokenizedDir) {
+  // The run's INI names no tokenized_dir (an empty --data.tokenized_dir= is refused earlier, by
+  // the option parser): preprocess says where its output should go, before reading anything.
+  const std::string dir = seeded_run("data_preprocess_no_dir");
+  write_file(dir + "/d.jsonl", jsonl(4));
+  FaultCase c;
+  c.args = {"preprocess", "--config", dir + "/c.ini", "--data.source=jsonl",
+            "--data.train_file=" + dir + "/d.jsonl"};
+  c.watch = {dir + "/run"};
+  c.expect_error = "shardtune preprocess needs [data] tokenized_dir";
+  expect_fault(c);
+}
+
 TEST(FaultData, EmptyTrainFile) {
   const std::string dir = seeded_run("data_empty");
   write_file(dir + "/d.jsonl", "\n\n");
