@@ -11,6 +11,7 @@
 #include "base/env.h"
 #include "base/errors.h"
 #include "launch/bootstrap.h"
+#include "launch/progress.h"
 #include "launch/signals.h"
 
 namespace shardtune::launch {
@@ -64,6 +65,7 @@ std::string message_of(const std::exception& e) {
 }
 
 void print_error(const std::string& message, int rank) {
+  progress::clear();  // the error starts its own line on a terminal
   std::fflush(stdout);
   const std::string where = rank >= 0 ? " on rank " + std::to_string(rank) : "";
   std::fprintf(stderr, "shardtune: error%s: %s\n", where.c_str(), one_line(message).c_str());

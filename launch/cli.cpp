@@ -19,6 +19,7 @@
 #include "launch/cli_reference.h"
 #include "launch/commands.h"
 #include "launch/config.h"
+#include "launch/progress.h"
 #include "launch/resume.h"
 #include "launch/signals.h"
 #include "launch/trainer.h"
@@ -30,7 +31,10 @@ namespace shardtune::launch {
 namespace {
 
 void init_logging(int rank) {
-  auto logger = spdlog::stdout_color_mt("shardtune");
+  progress::enable(rank == 0);
+  auto logger = std::make_shared<spdlog::logger>(
+      "shardtune", progress::progress_sink(std::make_shared<spdlog::sinks::stdout_color_sink_mt>()));
+  spdlog::register_logger(logger);
   logger->set_pattern("[%H:%M:%S] %v");
   spdlog::set_default_logger(logger);
   spdlog::set_level(rank == 0 ? spdlog::level::info : spdlog::level::warn);

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "launch/progress.h"
+
 namespace shardtune::launch {
 
 namespace {
@@ -73,6 +75,7 @@ int stop_signal() { return g_stop_signal; }
 void clear_stop_request() { g_stop_signal = 0; }
 
 void announce_stop(int signal, const char* what) {
+  progress::clear();
   std::fflush(stdout);
   std::fprintf(stderr, "shardtune: signal %d (%s): stopping %s\n", signal, signal_name(signal),
                what);

@@ -13,6 +13,7 @@
 #include "base/strings.h"
 #include "io/tokenizer.h"
 #include "launch/agree.h"
+#include "launch/progress.h"
 #include "launch/resume.h"
 #include "launch/signals.h"
 #include "launch/weights.h"
@@ -241,11 +242,16 @@ void Trainer::log_step(const StepResult& r, double step_seconds) {
   train_tokens_ += r.tokens;
   const auto& t = config_.train;
   if (grid_.rank() != 0) return;
-  if (r.step % t.log_every != 0 && r.step != t.steps && r.step != 1) return;
   const double tokens_per_s = train_seconds_ > 0 ? train_tokens_ / train_seconds_ : 0.0;
   const double eta = train_seconds_ / r.step * (t.steps - r.step);
-  spdlog::info("step {}/{} | loss {:.4f} | lr {:.3e} | grad_norm {:.3f} | {:.0f} tok/s | ETA {}",
-               r.step, t.steps, r.loss, r.lr, r.grad_norm, tokens_per_s, format_eta(eta));
+  const std::string line =
+      fmt::format("step {}/{} | loss {:.4f} | lr {:.3e} | grad_norm {:.3f} | {:.0f} tok/s | ETA {}",
+                  r.step, t.steps, r.loss, r.lr, r.grad_norm, tokens_per_s, format_eta(eta));
+  if (r.step % t.log_every != 0 && r.step != t.steps && r.step != 1) {
+    progress::show(line);  // a terminal sees every step; a log only the log_every lines
+    return;
+  }
+  spdlog::info("{}", line);
   nlohmann::json record = {{"step", r.step},
                            {"loss", r.loss},
                            {"lr", r.lr},

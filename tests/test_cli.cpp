@@ -122,6 +122,33 @@ Result run_mpi(const std::string& apps) {
 }
 }  // namespace
 
+TEST(Cli, ProgressIsOneLiveLineOnATerminalAndPlainLinesInALog) {
+  const auto dir = temp_dir("cli_progress");
+  const auto ini = write_file(dir + "/c.ini", tiny_ini(dir, "[data]\nsource = synthetic\n"));
+  const std::string train = kShardtune + " train --config " + ini +
+                            " --train.steps=6 --train.log_every=3 --checkpoint.save_final=false";
+  // A log (stdout is a pipe): the plain lines of steps 1, 3 and 6 only, no terminal controls.
+  auto r = capture(train + " 2>&1");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(r.output.find("\033[K"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("step 3/6 |"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("step 2/6 |"), std::string::npos) << r.output;
+  // A terminal (script(1) gives the run a pseudo-terminal): steps 2, 4 and 5 rewrite one live
+  // line, each logged line first erases it, so no step shares a line with another.
+  r = capture("script -qec '" + train + "' /dev/null");
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const char* live : {"\r\033[Kstep 2/6 |", "\r\033[Kstep 4/6 |", "\r\033[Kstep 5/6 |"}) {
+    EXPECT_NE(r.output.find(live), std::string::npos) << "no live line '" << live + 4 << "'";
+  }
+  const auto step6 = r.output.find("step 6/6 |");
+  ASSERT_NE(step6, std::string::npos) << r.output;
+  const auto line_start = r.output.rfind('\n', step6);
+  const auto erased = r.output.rfind("\r\033[K", step6);
+  EXPECT_TRUE(erased != std::string::npos && (line_start == std::string::npos || erased > line_start))
+      << "the logged line of step 6 does not start on an erased line";
+  EXPECT_EQ(count(r.output, "step 5/6 |"), 1) << r.output;
+}
+
 TEST(CliMpi, BadFileOnOneRankEndsAllRanksWithOneMessage) {
   // Same config on both ranks (relative data path), different working directories: rank 1 reads a
   // malformed file.
@@ -174,21 +201,27 @@ TEST(CliMpi, TwoRankTrainingRuns) {
 }
 
 TEST(CliMpi, DemoStagesRunOnTwoRanks) {
-  // scripts/demo.sh's two training stages and generation with mpirun -np 2, shortened.
+  // scripts/demo_run.sh's stages with mpirun -np 2, shortened: pretraining (DP=2), then the
+  // category task with LoRA at TP=2 (the DP-trained checkpoint is sliced into TP shards), scored
+  // and generated from at TP=2.
   const auto dir = temp_dir("mpi_demo");
   const std::string src = SHARDTUNE_SOURCE_DIR;
   const std::string common = " --train.steps=3 --train.warmup_steps=1 --data.max_eval_samples=16 --checkpoint.keep_last=1";
   auto r = run_mpi("-np 2 " + kShardtune + " train --config " + src + "/examples/wordnet/pretrain.ini" +
                    common + " --train.out_dir=" + dir + "/pre");
   ASSERT_EQ(r.code, 0) << r.output;
-  // Fine-tuning and generation at TP=2: the DP-trained checkpoint is sliced into TP shards.
-  r = run_mpi("-np 2 " + kShardtune + " train --config " + src + "/examples/wordnet/finetune.ini" + common +
-              " --parallel.tp=2 --train.out_dir=" + dir + "/ft --checkpoint.init_from=" + dir +
+  const std::string lexname = " --config " + src + "/examples/wordnet/lexname.ini" + common +
+                              " --parallel.tp=2 --strategy.name=lora --train.out_dir=" + dir + "/ft";
+  r = run_mpi("-np 2 " + kShardtune + " train" + lexname + " --checkpoint.init_from=" + dir +
               "/pre/checkpoints");
   ASSERT_EQ(r.code, 0) << r.output;
-  r = run_mpi("-np 2 " + kShardtune + " generate --config " + src + "/examples/wordnet/finetune.ini" +
-              " --parallel.tp=2 --generate.max_new_tokens=8 --data.max_eval_samples=16 "
-              "--checkpoint.init_from=" + dir + "/ft/checkpoints");
+  r = run_mpi("-np 2 " + kShardtune + " score" + lexname + " --checkpoint.init_from=" + dir +
+              "/ft/checkpoints");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("label_accuracy "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("majority_label adj.all"), std::string::npos) << r.output;
+  r = run_mpi("-np 2 " + kShardtune + " generate" + lexname +
+              " --generate.max_new_tokens=8 --checkpoint.init_from=" + dir + "/ft/checkpoints");
   EXPECT_EQ(r.code, 0) << r.output;
 }
 
