@@ -18,6 +18,7 @@ PACKAGES=(
   libpcre2-dev
   libicu-dev              # Unicode normalization (NFC) for tokenizers
   wordnet-base            # English text for the demo and the real-task tests
+  dict-freedict-eng-fra dict-freedict-eng-spa  # word pairs: examples/translation (P-tuning transfer)
   iproute2                # ip netns for the multi-node rehearsal (tests/cluster.cmake)
   python3-torch           # tests/reference/hf_reference.py: the independent HF-semantics reference
   gnuplot-nox             # benchmarks/run.sh: throughput, MFU and ratio plots (pngcairo)
