@@ -6,7 +6,7 @@ src=$1 bin=$2 work=$3
 rm -rf "$work"
 mkdir -p "$work"
 cd "$work"
-bash "$src/scripts/demo_run.sh" "$bin" --train.steps=4 --train.eval_every=2 \
+bash "$src/scripts/demo_run.sh" "$bin" --train.steps=4 --train.warmup_steps=1 --train.eval_every=2 \
   --data.max_eval_samples=32 > out.txt 2>&1 || { cat out.txt; exit 1; }
 cat out.txt
 fail() { echo "demo_run_test: $*" >&2; exit 1; }

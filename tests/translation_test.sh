@@ -8,7 +8,7 @@ src=$1 bin=$2 work=$3
 rm -rf "$work"
 mkdir -p "$work"
 cd "$work"
-SHARDTUNE=$bin bash "$src/examples/translation/transfer.sh" --train.steps=3 --train.eval_every=1 \
+SHARDTUNE=$bin bash "$src/examples/translation/transfer.sh" --train.steps=3 --train.warmup_steps=1 --train.eval_every=1 \
   --data.max_eval_samples=16 > out.txt 2>&1 || { cat out.txt; exit 1; }
 cat out.txt
 grep -qE '^eng-fra: [0-9]+ train, [0-9]+ held-out records' out.txt || { echo "no eng-fra data"; exit 1; }

@@ -117,13 +117,13 @@ CheckedAttr open_checked(hid_t obj, const char* name, H5T_class_t cls, Shape sha
     require(H5Tis_variable_str(a.type.get()) == 0, what + " is a variable-length string");
   } else {
     require(stored == H5T_INTEGER, what + " is not an integer");
-    require(plain_number(a.type.get()),
-            what + " is not a plain integer (its bits do not fill its bytes)");
   }
   a.type_size = H5Tget_size(a.type.get());
   require(a.type_size > 0 && a.type_size <= max_bytes,
           what + " has " + std::to_string(a.type_size) + "-byte elements (at most " +
               std::to_string(max_bytes) + " expected)");
+  require(cls == H5T_STRING || plain_number(a.type.get()),
+          what + " is not a plain integer (its bits do not fill its bytes)");
   Handle space(H5Aget_space(a.attr.get()), H5Sclose);
   require(space.ok(), what + " has an unreadable dataspace");
   const H5S_class_t kind = H5Sget_simple_extent_type(space.get());
