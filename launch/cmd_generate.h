@@ -26,7 +26,7 @@ struct GenerateConfig : base::FieldList<GenerateConfig> {
   // The field list (base/fields.h): every option once, with its doc line.
   template <typename Self, typename V>
   static void visit(Self& c, V& v) {
-    v("prompt", c.prompts, "prompt text (repeatable)");
+    v("prompt", c.prompts, "prompt text");
     v("from_eval", c.from_eval, "also sample for the first N held-out prompts and show references");
     v("max_new_tokens", c.max_new_tokens, "tokens to generate");
     v("temperature", c.temperature, "0 = greedy");

@@ -179,6 +179,25 @@ TEST(CliMpi, ConfigMismatchBetweenRanksIsDetectedAtStart) {
   EXPECT_NE(r.output.find("configuration differs"), std::string::npos) << r.output;
 }
 
+TEST(Cli, GenerateCutsAPromptLongerThanThePositionsAndAnswersEveryPrompt) {
+  // max_position_embeddings 64: a 100-byte prompt keeps its last 64 - 4 - 1 = 59 tokens (plus
+  // BOS) and the short prompt beside it in the same batch is still answered.
+  const auto dir = temp_dir("cli_generate_long");
+  const auto ini = write_file(dir + "/c.ini", tiny_ini(dir, "[data]\nsource = synthetic\n"));
+  ASSERT_EQ(run("train --config " + ini).code, 0);
+  const auto r = capture(kShardtune + " generate --config " + ini + " --checkpoint.init_from=" + dir +
+                         "/run/checkpoints --generate.prompt=" + std::string(100, 'a') +
+                         " --generate.prompt=hi --generate.max_new_tokens=4 2>&1");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(count(r.output, "(prompt cut to its last 59 tokens"), 1) << r.output;
+  EXPECT_EQ(count(r.output, "generated: "), 2) << r.output;
+  EXPECT_NE(r.output.find("prompt:    hi\n"), std::string::npos) << r.output;
+  // No room for any prompt: one error naming the option.
+  expect_user_error(run("generate --config " + ini + " --checkpoint.init_from=" + dir +
+                        "/run/checkpoints --generate.prompt=hi --generate.max_new_tokens=63"),
+                    "[generate] max_new_tokens=63");
+}
+
 TEST(CliMpi, ExceptionDuringTrainingOnOneRankEndsTheJob) {
   const auto dir = temp_dir("mpi_throw");
   const auto ini = write_file(dir + "/c.ini", tiny_ini(dir, "[data]\nsource = synthetic\n"));
@@ -215,8 +234,9 @@ TEST(CliMpi, DemoStagesRunOnTwoRanks) {
   r = run_mpi("-np 2 " + kShardtune + " train" + lexname + " --checkpoint.init_from=" + dir +
               "/pre/checkpoints");
   ASSERT_EQ(r.code, 0) << r.output;
-  r = run_mpi("-np 2 " + kShardtune + " score" + lexname + " --checkpoint.init_from=" + dir +
-              "/ft/checkpoints");
+  // score's figures go to stdout, which run_mpi drops.
+  r = capture("timeout 120 " + mpiexec() + " -np 2 " + kShardtune + " score" + lexname +
+              " --checkpoint.init_from=" + dir + "/ft/checkpoints 2>&1");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("label_accuracy "), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("majority_label adj.all"), std::string::npos) << r.output;
