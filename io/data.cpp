@@ -93,9 +93,10 @@ void DataOptions::validate() const {
           "[data] tokenized_dir is required when source=tokenized");
   require(source != "tokenized" || augment.empty(),
           "[data] augment rewrites text; source=tokenized holds token ids only");
-  require(wordnet_task == "glosses" || wordnet_task == "define" || wordnet_task == "lexname",
+  require(wordnet_task == "glosses" || wordnet_task == "define" || wordnet_task == "lexname" ||
+              wordnet_task == "pos",
           "[data] wordnet_task='" + wordnet_task +
-              "' is unknown (known: glosses, define, lexname)");
+              "' is unknown (known: glosses, define, lexname, pos)");
   require(wordnet_eval_percent >= 0 && wordnet_eval_percent < 100,
           "[data] wordnet_eval_percent must be in [0, 100)");
   parse_chat_template(chat_template, "[data] chat_template");
@@ -140,6 +141,7 @@ DataSets load_unpacked(const DataOptions& d, int64_t seq_len, const core::Tokeni
   if (d.source == "wordnet") {
     const auto task = d.wordnet_task == "define"    ? WordNetTask::kDefine
                       : d.wordnet_task == "lexname" ? WordNetTask::kLexname
+                      : d.wordnet_task == "pos"     ? WordNetTask::kPos
                                                     : WordNetTask::kGlosses;
     train_records = wordnet_records(synsets, task, Split::kTrain, d.wordnet_eval_percent);
     sets.eval_records = wordnet_records(synsets, task, Split::kEval, d.wordnet_eval_percent);

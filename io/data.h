@@ -64,7 +64,8 @@ struct DataOptions : base::FieldList<DataOptions> {
     v("wordnet_dir", c.wordnet_dir, "WordNet database directory (Debian wordnet-base)");
     v("wordnet_task", c.wordnet_task,
       "glosses (language modelling) | define (\"define: WORD\" -> gloss) | lexname (gloss -> "
-      "lexicographer category, e.g. noun.animal: a 45-way classification)");
+      "lexicographer category, e.g. noun.animal: a 45-way classification) | pos (gloss -> "
+      "noun, verb, adjective or adverb, the four balanced)");
     v("wordnet_eval_percent", c.wordnet_eval_percent, "percent of synsets held out for evaluation");
     v("synthetic_samples", c.synthetic_samples,
       "number of random-token samples for source=synthetic");

@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdint>
 #include <iterator>
+#include <map>
 #include <utility>
 #include <filesystem>
 #include <fstream>
@@ -224,6 +226,35 @@ uint64_t synset_hash(const Synset& synset) {
   for (int d = 8; d >= 1; --d, offset /= 10) key[d] = static_cast<char>('0' + offset % 10);
   return base::fnv1a64(key, sizeof(key), base::kFnv1a64OffsetBasis);
 }
+const char* part_of_speech(char pos) {
+  switch (pos) {
+    case 'n':
+      return "noun";
+    case 'v':
+      return "verb";
+    case 'r':
+      return "adverb";
+    default:
+      return "adjective";  // 'a' and its satellites 's'
+  }
+}
+
+// Keeps, of each label, as many records as the rarest label has (the first ones in order), dealt
+// round-robin: the i-th record of every label, in label order, then the (i+1)-th, so any prefix
+// holds the labels equally often.
+std::vector<Record> balanced(std::vector<Record> records) {
+  std::map<std::string, std::vector<Record>> by_label;
+  for (Record& r : records) by_label[r.response].push_back(std::move(r));
+  size_t cap = by_label.empty() ? 0 : SIZE_MAX;
+  for (const auto& entry : by_label) cap = std::min(cap, entry.second.size());
+  std::vector<Record> out;
+  out.reserve(cap * by_label.size());
+  for (size_t i = 0; i < cap; ++i) {
+    for (auto& entry : by_label) out.push_back(std::move(entry.second[i]));
+  }
+  return out;
+}
+
 }  // namespace
 
 Split synset_split(const Synset& synset, int eval_percent) {
@@ -244,18 +275,22 @@ std::vector<Record> wordnet_records(const std::vector<Synset>& synsets, WordNetT
       records.push_back(Record{"", word + ": " + synset.definition});
     } else if (task == WordNetTask::kDefine) {
       records.push_back(Record{"define: " + word + "\n", synset.definition});
-    } else {
+    } else if (task == WordNetTask::kLexname) {
       order.emplace_back(synset_hash(synset), records.size());
       records.push_back(Record{word + ": " + synset.definition + "\ncategory: ",
                                lexname(synset.lex_filenum)});
+    } else {
+      order.emplace_back(synset_hash(synset), records.size());
+      records.push_back(Record{word + ": " + synset.definition + "\npart of speech: ",
+                               part_of_speech(synset.pos)});
     }
   }
-  if (task != WordNetTask::kLexname) return records;
+  if (task != WordNetTask::kLexname && task != WordNetTask::kPos) return records;
   std::sort(order.begin(), order.end());  // ties (none in WordNet 3.0) keep file order
   std::vector<Record> shuffled;
   shuffled.reserve(records.size());
   for (const auto& entry : order) shuffled.push_back(std::move(records[entry.second]));
-  return shuffled;
+  return task == WordNetTask::kPos ? balanced(std::move(shuffled)) : shuffled;
 }
 
 }  // namespace shardtune::io

@@ -29,7 +29,7 @@ std::vector<Synset> read_wordnet(const std::string& dir);
 // "verb.motion", "adj.all", ...; UserError outside 0..44.
 const std::string& lexname(int lex_filenum);
 
-enum class WordNetTask { kGlosses, kDefine, kLexname };
+enum class WordNetTask { kGlosses, kDefine, kLexname, kPos };
 enum class Split { kTrain, kEval };
 
 // Which side of the split a synset falls on: FNV-1a 64 of its pos character followed by its
@@ -44,10 +44,14 @@ Split synset_split(const Synset& synset, int eval_percent);
 //   kDefine:  Record{"define: WORD\n", definition} for the synset's first lemma
 //   kLexname: Record{"WORD: definition\ncategory: ", lexname} (a 45-way classification of the
 //             synset's lexicographer category from its gloss)
+//   kPos:     Record{"WORD: definition\npart of speech: ", noun|verb|adjective|adverb}, the
+//             four classes balanced: each keeps as many synsets as the rarest (adverbs) has on
+//             that side of the split, the first ones in the split's hash order, dealt
+//             round-robin (adjective, adverb, noun, verb, adjective, ...)
 // Records keep the order of `synsets` (read_wordnet: noun, verb, adj, adv; file order within),
-// except kLexname's: the data files group synsets by lexicographer file, so a prefix of that order
-// (max_eval_samples) would hold two or three categories; kLexname records are ordered by the
-// split's hash instead (a fixed pseudo-random order, any prefix a fair sample).
+// except kLexname's and kPos's: the data files group synsets by lexicographer file, so a prefix of
+// that order (max_eval_samples) would hold two or three categories; their records are ordered by
+// the split's hash instead (a fixed pseudo-random order, any prefix a fair sample).
 std::vector<Record> wordnet_records(const std::vector<Synset>& synsets, WordNetTask task,
                                     Split split, int eval_percent);
 

@@ -77,6 +77,41 @@ TEST(Lexname, RecordsFollowTheSplitAndAPrefixIsAFairSample) {
   for (size_t i = 0; i < eval.size(); ++i) ASSERT_EQ(again[i].prompt, eval[i].prompt);
 }
 
+// The part-of-speech task: the four classes equally often on each side of the split (as many as
+// the adverbs have), held-out records are held-out glosses, and a prefix mixes all four.
+TEST(Lexname, PartOfSpeechRecordsAreBalancedAndFollowTheSplit) {
+  const auto count_adverbs = [](io::Split split) {
+    size_t n = 0;
+    for (const auto& s : wordnet()) n += s.pos == 'r' && io::synset_split(s, 5) == split;
+    return n;
+  };
+  const auto gloss_eval =
+      io::wordnet_records(wordnet(), io::WordNetTask::kGlosses, io::Split::kEval, 5);
+  std::set<std::string> eval_texts;
+  for (const auto& r : gloss_eval) eval_texts.insert(r.response);
+  for (const auto split : {io::Split::kTrain, io::Split::kEval}) {
+    const auto records = io::wordnet_records(wordnet(), io::WordNetTask::kPos, split, 5);
+    std::map<std::string, size_t> per_label;
+    const std::string suffix = "\npart of speech: ";
+    for (const auto& r : records) {
+      ++per_label[r.response];
+      ASSERT_GT(r.prompt.size(), suffix.size());
+      ASSERT_EQ(r.prompt.substr(r.prompt.size() - suffix.size()), suffix);
+      if (split == io::Split::kEval) {
+        ASSERT_TRUE(eval_texts.count(r.prompt.substr(0, r.prompt.size() - suffix.size())));
+      }
+    }
+    const size_t adverbs = count_adverbs(split);
+    EXPECT_GT(adverbs, 100u);
+    EXPECT_EQ(per_label, (std::map<std::string, size_t>{
+                             {"adjective", adverbs}, {"adverb", adverbs}, {"noun", adverbs},
+                             {"verb", adverbs}}));
+    std::set<std::string> first;
+    for (size_t i = 0; i < 16 && i < records.size(); ++i) first.insert(records[i].response);
+    EXPECT_EQ(first.size(), 4u);
+  }
+}
+
 using LexnameErrors = shardtune::testing::TempDirTest;
 
 TEST_F(LexnameErrors, BadCategoryNumberNamesFileAndLine) {
