@@ -6,6 +6,7 @@
 
 #include "base/env.h"
 #include "base/strings.h"
+#include "launch/cmd_plan.h"
 #include "launch/commands.h"
 #include "launch/config.h"
 
@@ -75,8 +76,10 @@ std::string cli_reference_markdown() {
      << "Every run command (`train`, `eval`, `generate`, `export`, ...) takes `--config FILE.ini` "
         "and any option below as `--section.key=value` (the command line wins over the file); "
         "`--resume auto|PATH` is short for `--checkpoint.resume=...`. `shardtune train --help` "
-        "prints the same options.\n\n"
-     << "## Options\n";
+        "prints the same options.\n\n";
+  // Standalone commands with options of their own.
+  md << "## `shardtune plan`\n\n```text\n" << plan_usage() << "```\n\n";
+  md << "## Options\n";
   MarkdownTables tables;
   Config defaults;
   defaults.sections(tables);

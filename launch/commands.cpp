@@ -5,6 +5,7 @@
 #include "base/env.h"
 #include "launch/cmd_export.h"
 #include "launch/cmd_generate.h"
+#include "launch/cmd_plan.h"
 #include "launch/cmd_preprocess.h"
 #include "launch/cmd_score.h"
 #include "launch/cmd_tokenize.h"
@@ -53,6 +54,10 @@ const std::vector<Command>& commands() {
        cmd_ckpt, nullptr, false, false},
       {"tokenize", "  tokenize  --tokenizer PATH --text STRING | --decode \"ID ...\" | --info\n",
        run_tokenize, nullptr, false, false},
+      {"plan",
+       "  plan      per-rank memory and step time of every TP x DP layout of --nodes N\n"
+       "            --ranks-per-node R for a --config FILE, and the fastest that fits\n",
+       run_plan, nullptr, false, false},
       {"preprocess",
        "  preprocess\n"
        "            tokenize [data] train_file and eval_file on every rank into the token\n"
