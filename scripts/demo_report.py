@@ -1,8 +1,8 @@
 """The demo's result (scripts/demo_run.sh): one table of the four strategies on held-out synsets,
 and a PNG of their loss curves.
 
-usage: demo_report.py RUNS STRATEGY...   (reads RUNS/wordnet-lexname-<strategy>/{metrics.jsonl,
-score.txt} and RUNS/wordnet-lexname-pretrained.score, as demo_run.sh writes them)
+usage: demo_report.py RUNS NAME STRATEGY...   (reads RUNS/NAME-<strategy>/{metrics.jsonl,
+score.txt} and RUNS/NAME-pretrained.score, as demo_run.sh writes them; writes RUNS/NAME.png)
 """
 import json
 import os
@@ -47,15 +47,15 @@ def human(n):
     return f"{n:.3g}T"
 
 
-def plot(runs, curves):
+def plot(runs, name, curves):
     if shutil.which("gnuplot") is None:
         print("demo_report: gnuplot not found, no plot (scripts/setup.sh installs gnuplot-nox)",
               file=sys.stderr)
         return None
-    png = os.path.join(runs, "wordnet-lexname.png")
+    png = os.path.join(runs, name + ".png")
     lines = ["set terminal pngcairo size 900,560 font 'sans,11'",
              f"set output '{png}'",
-             "set title 'WordNet category from gloss: held-out loss (points) and training loss'",
+             f"set title '{name}: held-out loss (points) and training loss (dashed)'",
              "set xlabel 'step'", "set ylabel 'loss (nats per label token)'",
              "set key top right", "set grid"]
     plots = []
@@ -67,7 +67,7 @@ def plot(runs, curves):
         plots.append(f"$train{i} with lines lc {i} dt 2 notitle")
         plots.append(f"$eval{i} with linespoints lc {i} pt 7 lw 2 title '{name}'")
     lines.append("plot " + ", ".join(plots))
-    script = os.path.join(runs, "wordnet-lexname.gp")
+    script = os.path.join(runs, name + ".gp")
     with open(script, "w") as f:
         f.write("\n".join(lines) + "\n")
     subprocess.run(["gnuplot", script], check=True)
@@ -75,13 +75,13 @@ def plot(runs, curves):
 
 
 def main():
-    if len(sys.argv) < 3:
+    if len(sys.argv) < 4:
         sys.exit(__doc__)
-    runs, strategies = sys.argv[1], sys.argv[2:]
-    before = read_score(os.path.join(runs, "wordnet-lexname-pretrained.score"))
+    runs, name, strategies = sys.argv[1], sys.argv[2], sys.argv[3:]
+    before = read_score(os.path.join(runs, f"{name}-pretrained.score"))
     rows, curves = [], {}
     for s in strategies:
-        folder = os.path.join(runs, f"wordnet-lexname-{s}")
+        folder = os.path.join(runs, f"{name}-{s}")
         score = read_score(os.path.join(folder, "score.txt"))
         train, evals = read_metrics(os.path.join(folder, "metrics.jsonl"))
         # Step 1 carries the first step's one-off costs; the median of the others is the rate.
@@ -100,13 +100,13 @@ def main():
     table.append((f"majority class ({before.get('majority_label', '?')})", "-", "-", "-", "-",
                   f"{100 * float(before['majority_accuracy']):.1f}%"))
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    print(f"held-out synsets: {before['label_examples']} (category = exact greedy match)")
+    print(f"held-out synsets: {before['label_examples']} (label = exact greedy match)")
     for i, r in enumerate(table):
         print("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in
                         enumerate(zip(r, widths))))
         if i == 0:
             print("  ".join("-" * w for w in widths))
-    png = plot(runs, curves)
+    png = plot(runs, name, curves)
     if png:
         print(f"loss curves: {png}")
 
