@@ -3,8 +3,8 @@
 // layout of a cluster, which layouts fit a memory budget, and the fastest one that fits.
 //
 // Pure: closed forms over the model shape plus constants measured on the reference machine (each
-// with where and when it was measured, core/plan.cpp); no tensors are allocated and no rank talks
-// to another. What it models (docs/planning.md says what it does not):
+// with where and when it was measured, core/plan_detail.h); no tensors are allocated and no rank
+// talks to another. What it models (docs/planning.md says what it does not):
 //   memory per rank   fp32 parameters (this rank's TP shard, vocabulary padding included) and, with
 //                     bf16, the bf16 copies of the linear weights; fp32 gradients of the trainable
 //                     parameters; AdamW's two fp32 moments per trainable parameter (ZeRO-1: / dp,
@@ -60,8 +60,9 @@ struct PlanCluster {
   double memory_mb_per_rank = 0;  // budget; <= 0: no limit (everything fits)
 };
 
-// The reference machine (core/plan.cpp: a 2-core AMD EPYC VM, measured 2026-12-01), one node, one
-// rank, no memory budget; inter-node bandwidth 12.5 GB/s (100 Gbit/s) is assumed, not measured.
+// The reference machine (core/plan_detail.h: a 2-core AMD EPYC VM, measured 2026-12-01), one
+// node, one rank, no memory budget; inter-node bandwidth 12.5 GB/s (100 Gbit/s) is assumed, not
+// measured.
 PlanCluster reference_cluster();
 
 struct PlanLayout {
