@@ -10,6 +10,7 @@
 #include "base/errors.h"
 #include "core/plan.h"
 #include "launch/agree.h"
+#include "launch/args.h"
 #include "launch/config.h"
 #include "strategies/registry.h"
 
@@ -80,18 +81,9 @@ double parse_positive(const std::string& option, const std::string& text) {
 
 PlanArgs parse(const std::vector<std::string>& args) {
   PlanArgs p;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    std::string key = args[i], value;
-    const bool has_inline = key.rfind("--", 0) == 0 && key.find('=') != std::string::npos;
-    if (has_inline) {
-      value = key.substr(key.find('=') + 1);
-      key = key.substr(0, key.find('='));
-    }
-    auto take = [&]() -> std::string {
-      if (has_inline) return value;
-      require(i + 1 < args.size(), "plan: " + key + " needs a value");
-      return args[++i];
-    };
+  for_each_arg(args, "plan: ", [&](const Arg& a) {
+    const std::string& key = a.key;
+    auto take = [&] { return a.value(); };
     if (key == "--help" || key == "-h")
       p.help = true;
     else if (key == "--calibration")
@@ -123,9 +115,9 @@ PlanArgs parse(const std::vector<std::string>& args) {
       require(p.format == "table" || p.format == "csv",
               "plan: --format='" + p.format + "' is unknown (table | csv)");
     } else {
-      p.config_args.push_back(args[i]);  // --config FILE, --section.key=value
+      p.config_args.push_back(a.raw);  // --config FILE, --section.key=value
     }
-  }
+  });
   return p;
 }
 

@@ -7,6 +7,7 @@
 
 #include "io/tokenizer.h"
 #include "io/tokenizers/loader.h"
+#include "launch/args.h"
 #include "base/errors.h"
 
 namespace shardtune::launch {
@@ -28,26 +29,17 @@ struct Options {
 
 Options parse(const std::vector<std::string>& args) {
   Options o;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    std::string key = args[i], value;
-    const bool has_inline = key.rfind("--", 0) == 0 && key.find('=') != std::string::npos;
-    if (has_inline) {
-      value = key.substr(key.find('=') + 1);
-      key = key.substr(0, key.find('='));
-    }
-    auto take = [&]() -> std::string {
-      if (has_inline) return value;
-      require(i + 1 < args.size(), key + " needs a value");
-      return args[++i];
-    };
+  for_each_arg(args, "", [&](const Arg& a) {
+    const std::string& key = a.key;
+    auto take = [&] { return a.value(); };
     if (key == "--tokenizer") o.tokenizer = take();
     else if (key == "--text") o.text = take();
     else if (key == "--decode") o.decode = take();
     else if (key == "--info") o.info = true;
     else if (key == "--no-special") o.no_special = true;
     else if (key == "--keep-special") o.keep_special = true;
-    else throw UserError("tokenize: unknown argument '" + args[i] + "'");
-  }
+    else throw UserError("tokenize: unknown argument '" + a.raw + "'");
+  });
   require(!o.tokenizer.empty(), "tokenize: --tokenizer PATH is required");
   require((o.text ? 1 : 0) + (o.decode ? 1 : 0) + (o.info ? 1 : 0) == 1,
           "tokenize: give exactly one of --text, --decode, --info");
