@@ -32,7 +32,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-BIN=build/benchmarks/bench_train
+BIN=${BENCH_TRAIN:-build/benchmarks/bench_train}  # BENCH_TRAIN: another build's binary
 [ -x "$BIN" ] || { echo "scaling.sh: $BIN missing (ninja -C build bench_train)" >&2; exit 1; }
 MODEL=()
 HEADS=8
