@@ -62,6 +62,7 @@ std::unique_ptr<File> File::open(const std::string& path, const ParseOptions& op
   }
   std::unique_ptr<File> file(new File());
   file->path_ = path;
+  file->reading_ = base::ReadingFile(path);  // a mapped file that shrinks faults on read
   file->size_ = static_cast<uint64_t>(st.st_size);
   if (file->size_ > 0) {
     void* p = ::mmap(nullptr, file->size_, PROT_READ, MAP_PRIVATE, fd, 0);

@@ -35,6 +35,8 @@
 #include <string_view>
 #include <vector>
 
+#include "base/reading.h"
+
 namespace shardtune::io::safetensors {
 
 // Every dtype the format defines (safetensors' Dtype enum).
@@ -117,6 +119,7 @@ class File {
   void parse(const ParseOptions& options);
 
   std::string path_;
+  base::ReadingFile reading_;
   const uint8_t* data_ = nullptr;
   uint64_t size_ = 0;
   uint64_t buffer_start_ = 0;  // 8 + header length

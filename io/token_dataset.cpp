@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "base/errors.h"
+#include "base/reading.h"
 #include "io/checkpoint/hdf5.h"
 #include "parallel/mpi_communicator.h"
 
@@ -308,12 +309,14 @@ void read_range(hid_t ds, hid_t mem_type, int64_t offset, int64_t count, T* out,
 
 TokenDatasetInfo read_token_dataset_info(const std::string& path) {
   static QuietHdf5 quiet;
+  const base::ReadingFile reading(path);
   Handle f = open_file(path);
   return read_info(f.get(), path);
 }
 
 TokenDataset read_token_dataset(const std::string& path, int64_t max_len) {
   static QuietHdf5 quiet;
+  const base::ReadingFile reading(path);
   Handle f = open_file(path);
   TokenDataset out;
   out.info = read_info(f.get(), path);

@@ -43,6 +43,7 @@ void init_logging(int rank) {
 // A standalone command reads files a user names (a checkpoint, a tokenizer): whatever escapes it
 // is one line, never a crash report.
 int run_standalone(const Command& command, const std::vector<std::string>& args) {
+  install_fault_report();
   try {
     return command.standalone(args);
   } catch (const std::exception& e) {
@@ -65,6 +66,7 @@ class Run {
     // Handled from the very start: a stop signal during MPI start-up or set-up abandons set-up
     // at its next phase boundary instead of killing the rank (launch/signals.h).
     install_stop_signals();
+    install_fault_report();
     try {
       mpi_.emplace(argc, argv);
     } catch (const std::exception& e) {
@@ -72,6 +74,7 @@ class Run {
       return kUserErrorExitCode;
     }
     install_stop_signals();  // MPI_Init must not have replaced them
+    install_fault_report();
     set_signal_rank(mpi_->rank());
     init_logging(mpi_->rank());
     auto& world = *mpi_->world();

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "base/errors.h"
+#include "base/reading.h"
 #include "launch/progress.h"
 
 namespace shardtune::launch {
@@ -43,7 +45,41 @@ extern "C" void on_stop_signal(int sig) {
   }
   ::_exit(128 + sig);
 }
+
+void put(const char* text) { (void)!::write(STDERR_FILENO, text, std::strlen(text)); }
+
+// Async-signal-safe: write(2), sigaction(2), raise(3) and _exit(2) only.
+extern "C" void on_fault(int sig) {
+  if (base::reading_file_count() > 0) {
+    put("shardtune: error: ");
+    put(sig == SIGBUS ? "SIGBUS" : "SIGSEGV");
+    put(" while reading ");
+    base::write_reading_files(STDERR_FILENO);
+    put(": the file is damaged, crafted, or was changed while it was being read; nothing was "
+        "written\n");
+    ::_exit(kUserErrorExitCode);
+  }
+  // Not while reading a file: a bug of ours; the default action (a core dump where enabled).
+  struct sigaction action {};
+  action.sa_handler = SIG_DFL;
+  sigemptyset(&action.sa_mask);
+  sigaction(sig, &action, nullptr);
+  raise(sig);
+}
 }  // namespace
+
+void install_fault_report() {
+  static char stack[64 * 1024];  // faults from a stack overflow need a stack of their own
+  stack_t alt {};
+  alt.ss_sp = stack;
+  alt.ss_size = sizeof(stack);
+  sigaltstack(&alt, nullptr);
+  struct sigaction action {};
+  action.sa_handler = on_fault;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_ONSTACK;
+  for (int sig : {SIGSEGV, SIGBUS}) sigaction(sig, &action, nullptr);
+}
 
 void install_stop_signals() {
   struct sigaction action {};

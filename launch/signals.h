@@ -21,6 +21,12 @@ namespace shardtune::launch {
 // of sysexits.h ("temporary failure; the user is invited to retry": resume with --resume auto).
 inline constexpr int kStoppedExitCode = 75;
 
+// SIGSEGV and SIGBUS while a file is being read (base/reading.h) end the process with one line
+// naming the file and exit code 2 (kUserErrorExitCode), on an alternate stack; any other fault
+// keeps its default action. Installed before MPI_Init, which then leaves them in place (Open MPI
+// replaces no handler already set); idempotent.
+void install_fault_report();
+
 // Installs the handlers (idempotent; also re-installs them after MPI_Init, which must not have
 // replaced them). Other signals keep their default behaviour.
 void install_stop_signals();
