@@ -158,6 +158,17 @@ TEST(Safetensors, ConversionsRoundLikeTorch) {
             "and BF16)");
 }
 
+// BF16 -> F32 of a tensor large enough to be split over threads (io/safetensors_dtype.cpp): every
+// element, including those at the parts' boundaries, equals torch's widening.
+TEST(Safetensors, LargeBf16WideningIsExactAcrossItsParts) {
+  auto gen = at::detail::createCPUGenerator(11);
+  const int64_t n = (int64_t{1} << 21) + 7;  // not a multiple of any part count
+  const auto x = (at::randn({n}, gen) * 1e3).to(torch::kBFloat16);
+  auto ours = torch::full({n}, -1.0f);
+  st::convert(x.data_ptr(), st::Dtype::kBF16, ours.data_ptr(), st::Dtype::kF32, n, "t");
+  EXPECT_TRUE(torch::equal(ours, x.to(torch::kFloat)));
+}
+
 TEST(Safetensors, SlicesMatchShardSpecs) {
   const auto dir = hf_temp_dir("slices");
   auto full = torch::arange(4 * 6 * 3, torch::kFloat).reshape({4, 6, 3});
