@@ -89,9 +89,16 @@ for ((k = 1; k <= KILLS; ++k)); do
   pid=$!
   sleep "$delay"
   kill -KILL -- "-$pid" 2>/dev/null || true
+  # Open MPI may start its ranks in process groups of their own: an orphaned rank would go on
+  # training and saving after the "power loss". Every process of this run goes, by its config path.
+  pkill -KILL -f -- "--config $dir/c.ini" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
-  # Stragglers of the group (a rank between fork and exec) would hold the files: wait them out.
-  for _ in $(seq 50); do pgrep -g "$pid" >/dev/null || break; sleep 0.1; done
+  # Stragglers (a rank between fork and exec) would hold the files: wait them out.
+  for _ in $(seq 50); do
+    pgrep -g "$pid" >/dev/null || pgrep -f -- "--config $dir/c.ini" >/dev/null || break
+    pkill -KILL -f -- "--config $dir/c.ini" 2>/dev/null || true
+    sleep 0.1
+  done
   pgrep -g "$pid" >/dev/null && kill -KILL -- "-$pid" 2>/dev/null || true
 
   # 1. `latest` names a complete, verified checkpoint (or there is none yet).
