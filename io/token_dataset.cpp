@@ -10,7 +10,6 @@
 #include <filesystem>
 
 #include "base/errors.h"
-#include "base/reading.h"
 #include "io/checkpoint/hdf5.h"
 #include "parallel/mpi_communicator.h"
 
@@ -224,14 +223,15 @@ TokenDatasetInfo write_token_dataset(const std::string& path, const TokenDataset
 
 namespace {
 
-Handle open_file(const std::string& path) {
+h5::ReadFile open_file(const std::string& path) {
+  base::ReadingFile reading(path);
   std::error_code ec;
   require(fs::is_regular_file(path, ec), path + ": token dataset not found");
   require(H5Fis_hdf5(path.c_str()) > 0,
           path + ": not an HDF5 file (a token dataset is written by shardtune preprocess)");
   Handle f(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
   require(f.ok(), path + ": cannot open as HDF5 (truncated or corrupted?)");
-  return f;
+  return h5::ReadFile{std::move(reading), std::move(f)};
 }
 
 TokenDatasetInfo read_info(hid_t f, const std::string& path) {
@@ -309,15 +309,13 @@ void read_range(hid_t ds, hid_t mem_type, int64_t offset, int64_t count, T* out,
 
 TokenDatasetInfo read_token_dataset_info(const std::string& path) {
   static QuietHdf5 quiet;
-  const base::ReadingFile reading(path);
-  Handle f = open_file(path);
+  const auto f = open_file(path);
   return read_info(f.get(), path);
 }
 
 TokenDataset read_token_dataset(const std::string& path, int64_t max_len) {
   static QuietHdf5 quiet;
-  const base::ReadingFile reading(path);
-  Handle f = open_file(path);
+  const auto f = open_file(path);
   TokenDataset out;
   out.info = read_info(f.get(), path);
   const auto& info = out.info;

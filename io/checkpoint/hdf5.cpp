@@ -241,7 +241,8 @@ bool select(hid_t space, const Hyperslab& slab) {
                              block.data()) >= 0;
 }
 
-Handle open_for_read(const std::string& file) {
+ReadFile open_for_read(const std::string& file) {
+  base::ReadingFile reading(file);
   std::error_code ec;
   const auto st = std::filesystem::status(file, ec);
   require(!ec || ec == std::errc::no_such_file_or_directory,
@@ -252,7 +253,7 @@ Handle open_for_read(const std::string& file) {
                                                                     : ""));
   const hid_t id = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   require(id >= 0, file + ": not a readable HDF5 checkpoint (truncated or corrupted?)");
-  return Handle(id, H5Fclose);
+  return ReadFile{std::move(reading), Handle(id, H5Fclose)};
 }
 
 }  // namespace shardtune::io::h5

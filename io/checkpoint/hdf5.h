@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "base/reading.h"
 #include "io/checkpoint/geometry.h"
 
 namespace shardtune::io::h5 {
@@ -89,7 +90,15 @@ std::vector<int64_t> dataset_shape(hid_t dataset);
 // Selects `slab` in `space` (all of it when slab.whole).
 bool select(hid_t space, const Hyperslab& slab);
 
+// A file open for reading: while it is open, a fault names it (base/reading.h). `reading` is
+// declared first so that it outlives the handle's close.
+struct ReadFile {
+  base::ReadingFile reading;
+  Handle handle{-1, H5Fclose};
+  hid_t get() const { return handle.get(); }
+};
+
 // Opens a checkpoint file read-only with the serial driver; UserError naming the file otherwise.
-Handle open_for_read(const std::string& file);
+ReadFile open_for_read(const std::string& file);
 
 }  // namespace shardtune::io::h5

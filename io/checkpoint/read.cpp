@@ -14,7 +14,6 @@
 #include <type_traits>
 
 #include "base/errors.h"
-#include "base/reading.h"
 #include "io/checkpoint.h"
 #include "io/checkpoint/dtypes.h"
 #include "io/checkpoint/hdf5.h"
@@ -198,8 +197,7 @@ void load_checkpoint_tensors(const std::string& file, std::vector<CheckpointTens
 }
 
 bool checkpoint_has_tensor(const std::string& file, const std::string& path) {
-  const base::ReadingFile reading(file);
-  Handle f = h5::open_for_read(file);
+  const auto f = h5::open_for_read(file);
   return h5::path_exists(f.get(), path);
 }
 
@@ -227,8 +225,7 @@ std::vector<StepFile> list_step_files(const std::string& dir) {
 }
 
 std::string read_run_id(const std::string& file) {
-  const base::ReadingFile reading(file);
-  Handle f = h5::open_for_read(file);
+  const auto f = h5::open_for_read(file);
   const int64_t version = h5::read_int_attr(f.get(), "format_version", file);
   if (version < 3) return "";
   const std::string id = h5::read_string_attr(f.get(), "run_id", file, 64);

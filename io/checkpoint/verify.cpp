@@ -80,7 +80,6 @@ StoredMeta read_stored_meta(hid_t ds, const std::string& path, const std::string
 
 OpenedCheckpoint open_checkpoint(const std::string& file) {
   OpenedCheckpoint ck;
-  ck.reading = base::ReadingFile(file);
   ck.file = h5::open_for_read(file);
   ck.info = read_info(ck.file.get(), file);
   struct Visit {

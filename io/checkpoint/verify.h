@@ -10,7 +10,6 @@
 #include <string>
 #include <vector>
 
-#include "base/reading.h"
 #include "io/checkpoint/geometry.h"
 #include "io/checkpoint/hdf5.h"
 #include "io/checkpoint/info.h"
@@ -32,8 +31,7 @@ StoredMeta read_stored_meta(hid_t ds, const std::string& path, const std::string
                             int64_t format_version);
 
 struct OpenedCheckpoint {
-  base::ReadingFile reading;  // names the file in a fault report while it is open (base/reading.h)
-  h5::Handle file{-1, H5Fclose};
+  h5::ReadFile file;
   CheckpointInfo info;
   std::vector<StoredMeta> datasets;  // every dataset, in path order
 };
