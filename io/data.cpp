@@ -4,7 +4,9 @@
 #include <filesystem>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <random>
+#include <utility>
 
 #include "base/checks.h"
 #include "base/errors.h"
@@ -18,6 +20,20 @@
 namespace shardtune::io {
 
 namespace {
+
+// [data] wordnet_task's names: one table for the option's check and for the mapping.
+constexpr std::pair<const char*, WordNetTask> kWordNetTasks[] = {
+    {"glosses", WordNetTask::kGlosses},
+    {"define", WordNetTask::kDefine},
+    {"lexname", WordNetTask::kLexname},
+    {"pos", WordNetTask::kPos}};
+
+std::optional<WordNetTask> wordnet_task_named(const std::string& name) {
+  for (const auto& [known, task] : kWordNetTasks) {
+    if (name == known) return task;
+  }
+  return std::nullopt;
+}
 
 // Megatron-style mock data: uniform random tokens, every position trained.
 std::vector<core::Example> synthetic(int64_t count, int64_t seq_len, int64_t vocab, uint64_t seed) {
@@ -93,10 +109,13 @@ void DataOptions::validate() const {
           "[data] tokenized_dir is required when source=tokenized");
   require(source != "tokenized" || augment.empty(),
           "[data] augment rewrites text; source=tokenized holds token ids only");
-  require(wordnet_task == "glosses" || wordnet_task == "define" || wordnet_task == "lexname" ||
-              wordnet_task == "pos",
-          "[data] wordnet_task='" + wordnet_task +
-              "' is unknown (known: glosses, define, lexname, pos)");
+  if (!wordnet_task_named(wordnet_task)) {
+    std::string known;
+    for (const auto& entry : kWordNetTasks) {
+      known += (known.empty() ? "" : ", ") + std::string(entry.first);
+    }
+    throw UserError("[data] wordnet_task='" + wordnet_task + "' is unknown (known: " + known + ")");
+  }
   require(wordnet_eval_percent >= 0 && wordnet_eval_percent < 100,
           "[data] wordnet_eval_percent must be in [0, 100)");
   parse_chat_template(chat_template, "[data] chat_template");
@@ -139,10 +158,7 @@ DataSets load_unpacked(const DataOptions& d, int64_t seq_len, const core::Tokeni
     synsets = read_wordnet(d.wordnet_dir);
   }
   if (d.source == "wordnet") {
-    const auto task = d.wordnet_task == "define"    ? WordNetTask::kDefine
-                      : d.wordnet_task == "lexname" ? WordNetTask::kLexname
-                      : d.wordnet_task == "pos"     ? WordNetTask::kPos
-                                                    : WordNetTask::kGlosses;
+    const WordNetTask task = wordnet_task_named(d.wordnet_task).value();  // validate() checked
     train_records = wordnet_records(synsets, task, Split::kTrain, d.wordnet_eval_percent);
     sets.eval_records = wordnet_records(synsets, task, Split::kEval, d.wordnet_eval_percent);
   }

@@ -275,14 +275,12 @@ std::vector<Record> wordnet_records(const std::vector<Synset>& synsets, WordNetT
       records.push_back(Record{"", word + ": " + synset.definition});
     } else if (task == WordNetTask::kDefine) {
       records.push_back(Record{"define: " + word + "\n", synset.definition});
-    } else if (task == WordNetTask::kLexname) {
+    } else {  // a label from the gloss: lexname or pos
+      const bool pos = task == WordNetTask::kPos;
       order.emplace_back(synset_hash(synset), records.size());
-      records.push_back(Record{word + ": " + synset.definition + "\ncategory: ",
-                               lexname(synset.lex_filenum)});
-    } else {
-      order.emplace_back(synset_hash(synset), records.size());
-      records.push_back(Record{word + ": " + synset.definition + "\npart of speech: ",
-                               part_of_speech(synset.pos)});
+      records.push_back(Record{
+          word + ": " + synset.definition + (pos ? "\npart of speech: " : "\ncategory: "),
+          pos ? std::string(part_of_speech(synset.pos)) : lexname(synset.lex_filenum)});
     }
   }
   if (task != WordNetTask::kLexname && task != WordNetTask::kPos) return records;
