@@ -116,9 +116,11 @@ TEST(Cli, TrainSaveInspectEvalGenerate) {
 // ---- multi-rank failure behaviour (mpiexec launched from the test) -----------------------------
 
 namespace {
-// mpiexec with the flags a small CI machine needs; `apps` is one or more app contexts.
-Result run_mpi(const std::string& apps) {
-  return capture("timeout 120 " + mpiexec() + " " + apps + " 2>&1 1>/dev/null");
+// mpiexec with the flags a small CI machine needs; `apps` is one or more app contexts. The output
+// is stderr only, unless `with_stdout` (a command's results, e.g. score's figures).
+Result run_mpi(const std::string& apps, bool with_stdout = false) {
+  return capture("timeout 120 " + mpiexec() + " " + apps +
+                 (with_stdout ? " 2>&1" : " 2>&1 1>/dev/null"));
 }
 }  // namespace
 
@@ -234,9 +236,9 @@ TEST(CliMpi, DemoStagesRunOnTwoRanks) {
   r = run_mpi("-np 2 " + kShardtune + " train" + lexname + " --checkpoint.init_from=" + dir +
               "/pre/checkpoints");
   ASSERT_EQ(r.code, 0) << r.output;
-  // score's figures go to stdout, which run_mpi drops.
-  r = capture("timeout 120 " + mpiexec() + " -np 2 " + kShardtune + " score" + lexname +
-              " --checkpoint.init_from=" + dir + "/ft/checkpoints 2>&1");
+  r = run_mpi("-np 2 " + kShardtune + " score" + lexname + " --checkpoint.init_from=" + dir +
+                  "/ft/checkpoints",
+              /*with_stdout=*/true);
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("label_accuracy "), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("majority_label adj.all"), std::string::npos) << r.output;
