@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "core/plan.h"
 #include "launch/config.h"
 
 namespace shardtune::bench {
@@ -11,13 +12,7 @@ namespace shardtune::bench {
 inline launch::Config llama30m_config(const std::string& out_dir, int64_t seq_len,
                                       int64_t micro_batch) {
   launch::Config c;
-  c.model.family = "llama";
-  c.model.vocab_size = 8192;
-  c.model.hidden_size = 512;
-  c.model.num_layers = 8;
-  c.model.num_heads = 8;
-  c.model.intermediate_size = 1376;
-  c.model.max_position_embeddings = 256;
+  c.model = core::llama30m_model();  // the shape the planner's calibration measured
   c.train.seq_len = seq_len;
   c.train.micro_batch = micro_batch;
   c.train.lr = 1e-4;

@@ -65,6 +65,10 @@ struct PlanCluster {
 // measured.
 PlanCluster reference_cluster();
 
+// The ~30M llama the benchmarks train (benchmarks/bench_config.h) and the calibration measured:
+// hidden 512, 8 layers, 8 heads, ffn 1376, vocab 8192, 256 positions.
+ModelConfig llama30m_model();
+
 struct PlanLayout {
   int tp = 1;
   int dp = 1;

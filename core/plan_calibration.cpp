@@ -12,17 +12,23 @@ namespace shardtune::core {
 using plan_detail::kMeasured30mBf16StepS;
 using plan_detail::kMeasured30mFp32StepS;
 
+ModelConfig llama30m_model() {
+  ModelConfig m;
+  m.family = "llama";
+  m.vocab_size = 8192;
+  m.hidden_size = 512;
+  m.num_layers = 8;
+  m.num_heads = 8;
+  m.intermediate_size = 1376;
+  m.max_position_embeddings = 256;
+  return m;
+}
+
 const std::vector<PlanCalibration>& plan_calibrations() {
   static const std::vector<PlanCalibration> rows = [] {
     // The ~30M llama of benchmarks/run.sh and bench_train (benchmarks/bench_config.h).
     PlanWorkload m30;
-    m30.model.family = "llama";
-    m30.model.vocab_size = 8192;
-    m30.model.hidden_size = 512;
-    m30.model.num_layers = 8;
-    m30.model.num_heads = 8;
-    m30.model.intermediate_size = 1376;
-    m30.model.max_position_embeddings = 256;
+    m30.model = llama30m_model();
     m30.global_batch = 8;
     m30.micro_batch = 8;
     m30.seq_len = 256;
