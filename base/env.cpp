@@ -42,6 +42,12 @@ const std::vector<EnvVar>& environment_variables() {
        "tests/hooked_shardtune.cpp", true},
       {kEnvTestSetupPauseFile, "the file (plus .<rank>) written when the set-up pause begins",
        "tests/hooked_shardtune.cpp", true},
+      {kEnvTestFaultReading,
+       "during set-up, while this file is marked as being read (base::ReadingFile), raise "
+       "SIGBUS on rank SHARDTUNE_TEST_FAULT_RANK (a file that faults its reader on one rank)",
+       "tests/hooked_shardtune.cpp", true},
+      {kEnvTestFaultRank, "the rank SHARDTUNE_TEST_FAULT_READING acts on (default 0)",
+       "tests/hooked_shardtune.cpp", true},
       {kEnvOmpiWorldSize,
        "set by Open MPI's mpirun: a rank that must end the job after an error it could not agree "
        "on exits (mpirun ends the others) instead of calling MPI_Abort",

@@ -32,6 +32,8 @@ inline constexpr const char* kEnvTestNanTarget = "SHARDTUNE_TEST_NAN_TARGET";
 inline constexpr const char* kEnvTestNanRank = "SHARDTUNE_TEST_NAN_RANK";
 inline constexpr const char* kEnvTestSetupPauseSeconds = "SHARDTUNE_TEST_SETUP_PAUSE_S";
 inline constexpr const char* kEnvTestSetupPauseFile = "SHARDTUNE_TEST_SETUP_PAUSE_FILE";
+inline constexpr const char* kEnvTestFaultReading = "SHARDTUNE_TEST_FAULT_READING";
+inline constexpr const char* kEnvTestFaultRank = "SHARDTUNE_TEST_FAULT_RANK";
 inline constexpr const char* kEnvOmpiWorldSize = "OMPI_COMM_WORLD_SIZE";
 inline constexpr const char* kEnvSlurmStepId = "SLURM_STEP_ID";
 

@@ -12,9 +12,12 @@
 //   SHARDTUNE_TEST_NAN_TARGET=grad|weight     trainable parameter's gradient (default; the step
 //                                             alone is non-finite) or of the last one's weight
 //                                             (every later step is)
+//   SHARDTUNE_TEST_FAULT_READING=PATH         during set-up, on rank R, raise SIGBUS while PATH
+//   SHARDTUNE_TEST_FAULT_RANK=R (default 0)   is marked as being read (the fault report's case)
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <limits>
@@ -24,6 +27,7 @@
 #include <thread>
 
 #include "base/env.h"
+#include "base/reading.h"
 #include "launch/cli.h"
 #include "launch/hooks.h"
 
@@ -82,6 +86,18 @@ int main(int argc, char** argv) {
     hooks.during_setup = [pause, path](int rank) {
       if (!path.empty()) std::ofstream(path + "." + std::to_string(rank)) << ::getpid() << "\n";
       std::this_thread::sleep_for(std::chrono::duration<double>(pause));
+    };
+  }
+  if (const char* path = base::read_env(base::kEnvTestFaultReading)) {
+    const char* rank_text = base::read_env(base::kEnvTestFaultRank);
+    const int on_rank = rank_text ? std::atoi(rank_text) : 0;
+    const std::string file = path;
+    // Runs after the set-up pause, if both are set.
+    hooks.during_setup = [file, on_rank, pause = hooks.during_setup](int rank) {
+      if (pause) pause(rank);
+      if (rank != on_rank) return;
+      const base::ReadingFile reading(file);
+      std::raise(SIGBUS);
     };
   }
   return launch::run_cli(argc, argv, hooks);

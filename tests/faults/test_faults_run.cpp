@@ -69,6 +69,23 @@ TEST(FaultLayout, RankFailingMidTrainingEndsTheJobCleanly) {
   expect_fault(c);
 }
 
+TEST(FaultLayout, RankFaultingWhileReadingEndsEveryRank) {
+  // Rank 1 gets SIGBUS while it reads the checkpoint it resumes from (a file damaged or changed
+  // under the reader, or crafted to crash libhdf5, docs/reliability.md): the fault report prints
+  // one line naming the file and exits 2, and mpirun ends rank 0, which waits in set-up's
+  // agreement. Nothing is written.
+  const std::string dir = seeded_run("layout_fault_reading");
+  auto c = resumed_case(dir, 8);
+  c.np = 2;
+  const std::string ckpt = dir + "/run/checkpoints/step-00000004.h5";
+  c.env = {{"SHARDTUNE_TEST_FAULT_READING", ckpt}, {"SHARDTUNE_TEST_FAULT_RANK", "1"}};
+  c.expect_error = "shardtune: error: SIGBUS while reading " + ckpt +
+                   ": the file is damaged, crafted, or was changed while it was being read";
+  c.max_seconds = 30;
+  expect_fault(c);
+  EXPECT_EQ(latest_of(dir + "/run/checkpoints"), "step-00000004.h5");
+}
+
 // --- non-finite training ---
 
 TEST(FaultNonfinite, StopNamesTheStepAndKeepsLatest) {
