@@ -15,6 +15,7 @@
 
 #include "base/env.h"
 #include "base/errors.h"
+#include "core/kernels/caching_allocator.h"
 #include "parallel/mpi_communicator.h"
 
 namespace shardtune::launch {
@@ -139,7 +140,12 @@ MpiRuntime::MpiRuntime(int* argc, char*** argv, ThreadLevel required, bool set_t
     if (CPU_COUNT(&both) > 0) ++sharing;
   }
   threads_ = choose_threads(CPU_COUNT(&mine), sharing, base::read_env(base::kEnvThreads));
-  if (set_threads) at::set_num_threads(threads_.threads);
+  if (set_threads) {
+    at::set_num_threads(threads_.threads);
+    // Large CPU tensors are reused across steps instead of being unmapped and faulted in again
+    // (core/kernels/caching_allocator.h); the ranks of a node share the default cap.
+    kernels::install_caching_cpu_allocator(kernels::default_cpu_cache_cap() / local_size_);
+  }
 
   parallel::MpiOptions options;
   if (const char* v = base::read_env(base::kEnvMpiNonblocking); v && std::string(v) == "1") {

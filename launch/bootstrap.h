@@ -44,7 +44,9 @@ ThreadChoice choose_threads(int cpus_in_mask, int ranks_sharing_cpus, const char
 //  - finds rank, world size, node-local rank and size (MPI_Comm_split_type with
 //    MPI_COMM_TYPE_SHARED), and dense node ids of every rank (for tp_span_warning);
 //  - picks the intra-op thread count (choose_threads with sched_getaffinity and the local ranks'
-//    masks) and, if `set_threads`, applies it with at::set_num_threads.
+//    masks) and, if `set_threads`, applies it with at::set_num_threads and makes LibTorch's CPU
+//    allocator the caching one of core/kernels/caching_allocator.h (its default cap divided among
+//    the node's ranks): a process that computes gets both, one that only talks MPI neither.
 // Collective over MPI_COMM_WORLD. One per process; not copyable. The destructor calls
 // MPI_Finalize (if this object initialized MPI); every communicator should be gone by then.
 class MpiRuntime {

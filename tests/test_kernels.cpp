@@ -502,7 +502,7 @@ TEST(CachingCpuAllocator, ReusesLargeBlocksAcrossStepsAndComputesCorrectly) {
   const auto before = kernels::caching_cpu_allocator_stats();
   void* first = nullptr;
   for (int step = 0; step < 3; ++step) {
-    // A "step": a 12 MiB tensor (huge-page class) and a 300 KiB one, used and freed.
+    // A "step": a 12 MiB tensor (2 MiB size classes) and a 300 KiB one, used and freed.
     auto a = torch::full({3 << 20}, static_cast<float>(step));
     auto b = torch::arange(75 << 10, torch::kFloat);
     if (step == 0) first = a.data_ptr();

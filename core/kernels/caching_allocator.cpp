@@ -15,12 +15,12 @@ namespace shardtune::kernels {
 namespace {
 
 constexpr size_t kMinCached = 256 << 10;
-constexpr size_t kHugeFrom = 8 << 20;
+constexpr size_t kCoarseFrom = 8 << 20;
 constexpr size_t kSmallStep = 64 << 10;
-constexpr size_t kHugeStep = 2 << 20;
+constexpr size_t kCoarseStep = 2 << 20;
 
 size_t size_class(size_t n) {
-  const size_t step = n >= kHugeFrom ? kHugeStep : kSmallStep;
+  const size_t step = n >= kCoarseFrom ? kCoarseStep : kSmallStep;
   return (n + step - 1) / step * step;
 }
 
@@ -111,11 +111,9 @@ class CachingCpuAllocator final : public c10::Allocator {
 
   static void* map(size_t bytes) {
     void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return nullptr;
-#ifdef MADV_HUGEPAGE
-    if (bytes >= kHugeFrom) madvise(p, bytes, MADV_HUGEPAGE);  // advice only; failure is fine
-#endif
-    return p;
+    // No MADV_HUGEPAGE: advised huge pages made bf16 steps 10-25% slower and erratic on the
+    // benchmark VM (docs/benchmarks-profile.md), and reused blocks fault only once anyway.
+    return p == MAP_FAILED ? nullptr : p;
   }
 
   c10::Allocator* fallback_;
@@ -130,13 +128,13 @@ void free_ptr(void* p) {
   if (p != nullptr) g_allocator->give_back(p);
 }
 
-int64_t default_cap() {
+}  // namespace
+
+int64_t default_cpu_cache_cap() {
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
   const int64_t quarter = pages > 0 && page > 0 ? static_cast<int64_t>(pages) * page / 4 : 0;
   return std::min<int64_t>(quarter > 0 ? quarter : (int64_t{1} << 30), int64_t{8} << 30);
 }
-
-}  // namespace
 
 void install_caching_cpu_allocator(int64_t cap_bytes) {
   std::lock_guard<std::mutex> lock(g_install_mu);
@@ -145,7 +143,7 @@ void install_caching_cpu_allocator(int64_t cap_bytes) {
     return;
   }
   g_allocator = new CachingCpuAllocator(c10::GetDefaultCPUAllocator(),
-                                        cap_bytes >= 0 ? cap_bytes : default_cap());
+                                        cap_bytes >= 0 ? cap_bytes : default_cpu_cache_cap());
   c10::SetCPUAllocator(g_allocator, /*priority=*/1);
 }
 

@@ -6,9 +6,8 @@
 // 32 MiB, often less) with a fresh mmap and unmaps them on free, so every step re-faults its
 // logits, attention scores, activations and gradients. On the benchmark VM a page fault costs
 // ~18 us (a 32 MiB log_softmax: 150 ms of CPU instead of 8 ms), which made page faults the
-// largest single item of a step's profile. Blocks of 8 MiB and more are also advised as
-// transparent huge pages (MADV_HUGEPAGE; the kernel's THP mode here is `madvise`): 512x fewer
-// faults the first time they are touched.
+// largest single item of a step's profile. Blocks are plain 4 KiB pages: advising transparent
+// huge pages (MADV_HUGEPAGE) was tried and made bf16 steps slower.
 //
 // Policy: requests below 256 KiB go to LibTorch's default allocator unchanged. Larger ones are
 // rounded up to a size class (64 KiB steps below 8 MiB, 2 MiB steps above) and served from a
@@ -37,6 +36,8 @@ struct CpuCacheStats {
 // (tensors that exist keep their own deleters). cap_bytes < 0: the default cap. Calling it again
 // installs nothing new; a cap >= 0 then replaces the cap (blocks already cached stay).
 void install_caching_cpu_allocator(int64_t cap_bytes = -1);
+// The default cap: a quarter of physical memory, at most 8 GiB (processes sharing a node divide it).
+int64_t default_cpu_cache_cap();
 bool caching_cpu_allocator_installed();
 CpuCacheStats caching_cpu_allocator_stats();
 // Unmaps every cached free block (blocks owned by tensors are untouched).
