@@ -7,12 +7,15 @@
 # of the per-pair ratios).
 #
 #   benchmarks/run.sh [--quick] [--small] [--pairs N] [--steps N] [--dtypes "fp32 bf16"]
-#                     [--nps "1 2"] [--strategies "sft lora"] [--write-docs]
+#                     [--nps "1 2"] [--strategies "sft lora"] [--peer-env "VAR=VALUE ..."]
+#                     [--write-docs]
 #
 # --quick: the small overhead-bound llama (hidden 128, 4 layers, seq 128), 1 pair of 3 steps: a
 #          check that everything runs (minutes), not a measurement.
 # --small: the same small llama, measured (pairs and steps as given).
 # --dtypes, --nps, --strategies: run only these configurations (default: all eight).
+# --peer-env: environment for the peer only (e.g. glibc's MALLOC_* variables, the PyTorch user's
+#          stand-in for ShardTune's caching allocator); recorded in table.md.
 # default: the ~30M llama (hidden 512, 8 layers, 8 heads, ffn 1376, vocab 8192, seq 256, micro-batch
 #          8 per rank), 3 pairs of 6 steps (one warm-up step each).
 # Writes runs/benchmarks/<UTC date>/: results.csv (one row per run), summary.csv (medians, ratio
@@ -25,7 +28,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-QUICK=0 SMALL=0 PAIRS=3 STEPS=6 WRITE_DOCS=0
+QUICK=0 SMALL=0 PAIRS=3 STEPS=6 WRITE_DOCS=0 PEER_ENV=""
 DTYPES="fp32 bf16" NPS="1 2" STRATEGIES="sft lora"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -36,8 +39,9 @@ while [ $# -gt 0 ]; do
     --strategies) STRATEGIES=$2; shift ;;
     --pairs) PAIRS=$2; shift ;;
     --steps) STEPS=$2; shift ;;
+    --peer-env) PEER_ENV=$2; shift ;;
     --write-docs) WRITE_DOCS=1 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -92,6 +96,7 @@ EOF
 # Both sides inherit this environment unchanged; the variables that switch BLAS and ATen kernels
 # (docs/benchmarks-profile.md, "The peer") are recorded with the figures.
 ENV_NOTE="OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset} ATEN_CPU_CAPABILITY=${ATEN_CPU_CAPABILITY:-unset}"
+[ -n "$PEER_ENV" ] && ENV_NOTE="$ENV_NOTE, peer only: $PEER_ENV"
 MACHINE="$(lscpu | sed -n 's/^Model name: *//p'), $CORES cores, $ENV_NOTE"
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $MACHINE; $MODEL"
 cat "$OUT/peak.csv"
@@ -120,10 +125,12 @@ run_peer() {  # dtype np strategy
   [ "$strat" = lora ] && args+=(--lora $LORA_R)
   local cmd=($PY "$PEER" --steps "$STEPS" --threads "$threads" --dtype "$dtype" "${PEER_MODEL[@]}"
              "${args[@]}")
+  local envs=() exports=() kv
+  for kv in $PEER_ENV; do envs+=("$kv"); exports+=(-x "$kv"); done
   if [ "$np" = 1 ]; then
-    "${cmd[@]}" 2>/dev/null | tail -1
+    env "${envs[@]}" "${cmd[@]}" 2>/dev/null | tail -1
   else
-    "${MPI[@]}" -np "$np" "${cmd[@]}" 2>/dev/null | tail -1
+    "${MPI[@]}" -np "$np" "${exports[@]}" "${cmd[@]}" 2>/dev/null | tail -1
   fi
 }
 
