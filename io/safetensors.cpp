@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -74,7 +75,7 @@ std::unique_ptr<File> File::open(const std::string& path, const ParseOptions& op
     file->data_ = static_cast<const uint8_t*>(p);
     file->mapped_ = true;
   }
-  ::close(fd);  // the mapping keeps the file open
+  file->fd_ = fd;  // read() copies large runs with pread (see copy_run)
   file->parse(options);
   return file;
 }
@@ -91,6 +92,46 @@ std::unique_ptr<File> File::from_memory(const uint8_t* data, size_t size, std::s
 
 File::~File() {
   if (mapped_) ::munmap(const_cast<uint8_t*>(data_), size_);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void File::copy_run(uint64_t offset, Dtype src, uint8_t* out, Dtype dst, size_t n,
+                    const std::string& what) const {
+  const size_t ss = static_cast<size_t>(dtype_bits(src) / 8);
+  const size_t ds = static_cast<size_t>(dtype_bits(dst) / 8);
+  if (fd_ < 0 || n * ss < kPreadFrom) {
+    convert(data_ + offset, src, out, dst, n, what);
+    return;
+  }
+  // Large runs are read as dd reads: pread into the destination (same dtype), or into a buffer of
+  // kPreadChunk bytes that stays in cache and is converted from there. Unlike reading through the
+  // mapping, nothing is faulted in page by page (a cold BF16 load was bound by that).
+  const auto read_exactly = [&](uint8_t* to, size_t bytes, uint64_t at) {
+    while (bytes > 0) {
+      const ssize_t got = ::pread(fd_, to, bytes, static_cast<off_t>(at));
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) {
+        throw UserError(what + ": read failed at byte " + std::to_string(at) + ": " +
+                        (got < 0 ? std::strerror(errno)
+                                 : "end of file (the file shrank while it was being read)"));
+      }
+      to += got;
+      at += static_cast<uint64_t>(got);
+      bytes -= static_cast<size_t>(got);
+    }
+  };
+  if (src == dst) {
+    read_exactly(out, n * ss, offset);
+    return;
+  }
+  std::vector<uint8_t> buffer(std::min(n * ss, kPreadChunk));
+  const size_t per_chunk = buffer.size() / ss;
+  for (size_t done = 0; done < n;) {
+    const size_t count = std::min(per_chunk, n - done);
+    read_exactly(buffer.data(), count * ss, offset + done * ss);
+    convert(buffer.data(), src, out + done * ds, dst, count, what);
+    done += count;
+  }
 }
 
 void File::parse(const ParseOptions& options) {
@@ -274,20 +315,10 @@ void File::read(const TensorInfo& t, const Slice& s, Dtype dst, void* out, size_
                     std::to_string(static_cast<size_t>(n) * ds));
   }
   if (n == 0) return;
-  const uint8_t* base = data_ + buffer_start_ + t.begin;
+  const uint64_t base = buffer_start_ + t.begin;  // byte offset of the tensor in the file
   auto* dst_bytes = static_cast<uint8_t*>(out);
   if (s.dim < 0) {
-#ifdef MADV_POPULATE_READ
-    // One call maps the whole range (far cheaper than a page fault per 4 KiB); failure (old kernel,
-    // memory image) only loses the hint.
-    if (mapped_ && t.end - t.begin >= (1u << 20)) {
-      const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-      const uintptr_t from = reinterpret_cast<uintptr_t>(base) & ~(page - 1);
-      const uintptr_t to = reinterpret_cast<uintptr_t>(base) + (t.end - t.begin);
-      ::madvise(reinterpret_cast<void*>(from), to - from, MADV_POPULATE_READ);
-    }
-#endif
-    convert(base, t.dtype, dst_bytes, dst, static_cast<size_t>(n), what);
+    copy_run(base, t.dtype, dst_bytes, dst, static_cast<size_t>(n), what);
     return;
   }
   int64_t outer = 1, inner = 1;
@@ -299,7 +330,7 @@ void File::read(const TensorInfo& t, const Slice& s, Dtype dst, void* out, size_
   for (int64_t o = 0; o < outer; ++o) {
     for (int64_t p = 0; p < s.parts; ++p, ++k) {
       const size_t first = static_cast<size_t>(((o * s.parts + p) * segment + s.offset) * inner);
-      convert(base + first * ss, t.dtype, dst_bytes + k * run * ds, dst, run, what);
+      copy_run(base + first * ss, t.dtype, dst_bytes + k * run * ds, dst, run, what);
     }
   }
 }

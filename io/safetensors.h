@@ -12,7 +12,9 @@
 // where there is one, the tensor: "<path>: tensor 'x': shape [2, 3] x F32 is 24 bytes but
 // data_offsets span 20".
 //
-// Reading maps the file (mmap, read-only) and copies only the bytes asked for: a whole tensor or a
+// Reading maps the file (mmap, read-only) for the header and raw views, and copies only the bytes
+// asked for (runs of 64 KiB or more with pread, as dd reads; a file that shrinks under the reader
+// is then an error, not a SIGBUS): a whole tensor or a
 // hyperslab along one dim (Slice, the torch-free twin of core::ShardSpec), converting between F64,
 // F32, F16 and BF16 (round to nearest even when narrowing); other dtypes are copied only into the
 // same dtype. Host byte order must be little-endian (checked at compile time).
@@ -117,6 +119,12 @@ class File {
  private:
   File() = default;
   void parse(const ParseOptions& options);
+  // Copies n elements starting at file byte `offset` into `out`, converting src -> dst: runs of
+  // kPreadFrom bytes or more of an opened file with pread, the rest from the mapping or image.
+  void copy_run(uint64_t offset, Dtype src, uint8_t* out, Dtype dst, size_t n,
+                const std::string& what) const;
+  static constexpr size_t kPreadFrom = size_t{64} << 10;
+  static constexpr size_t kPreadChunk = size_t{4} << 20;  // in cache; split over the cores
 
   std::string path_;
   base::ReadingFile reading_;
@@ -124,6 +132,7 @@ class File {
   uint64_t size_ = 0;
   uint64_t buffer_start_ = 0;  // 8 + header length
   bool mapped_ = false;
+  int fd_ = -1;  // an opened file (not a memory image): kept for pread
   std::vector<TensorInfo> tensors_;
   std::map<std::string, std::string> metadata_;
 };

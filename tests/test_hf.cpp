@@ -10,6 +10,7 @@
 //     folder's logits on its own; PEFT LoRA and prefix-tuning exports applied the way PEFT applies
 //     them give ShardTune's logits.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -195,6 +196,38 @@ TEST(Safetensors, SlicesMatchShardSpecs) {
             dir +
                 "/model.safetensors: tensor 't': cannot take slice dim 1 (4 parts) [0, 1) of shape "
                 "[4, 6, 3]: dim does not divide into parts");
+}
+
+// Runs of 64 KiB and more are read with pread, converted in 4 MiB chunks: a BF16 tensor larger
+// than several chunks, whole and as TP slices along either dim, and a same-dtype read, against
+// torch; a file that shrinks under the reader is one error, not a crash.
+TEST(Safetensors, LargeReadsGoThroughPreadInChunks) {
+  const auto dir = hf_temp_dir("pread");
+  auto gen = at::detail::createCPUGenerator(5);
+  const auto big = (at::randn({2600, 1001}, gen) * 100).to(torch::kBFloat16);  // 5.2 MB
+  const auto f32 = at::randn({300, 700}, gen);                                 // 840 KB
+  write_model_file(dir, {{"big", big}, {"f32", f32}});
+  const std::string path = dir + "/model.safetensors";
+  auto file = st::File::open(path);
+  auto whole = torch::empty({2600, 1001});
+  file->read(file->at("big"), st::Dtype::kF32, whole.data_ptr(), whole.nbytes());
+  EXPECT_TRUE(torch::equal(whole, big.to(torch::kFloat)));
+  auto same = torch::empty({300, 700});
+  file->read(file->at("f32"), st::Dtype::kF32, same.data_ptr(), same.nbytes());
+  EXPECT_TRUE(torch::equal(same, f32));
+  for (int dim : {0, 1}) {
+    const auto spec = core::split_spec({2600, 1001}, dim, 1, 2, 1);
+    st::Slice s{spec.dim, spec.parts, spec.offset, spec.length};
+    auto got = torch::empty(st::File::slice_shape(file->at("big"), s, path));
+    file->read(file->at("big"), s, st::Dtype::kF32, got.data_ptr(), got.nbytes());
+    EXPECT_TRUE(torch::equal(got, core::slice_of(big.to(torch::kFloat), spec))) << dim;
+  }
+  ASSERT_EQ(::truncate(path.c_str(), 1 << 20), 0);
+  const std::string error = user_error([&] {
+    file->read(file->at("big"), st::Dtype::kF32, whole.data_ptr(), whole.nbytes());
+  });
+  EXPECT_NE(error.find(path + ": tensor 'big': read failed at byte "), std::string::npos) << error;
+  EXPECT_NE(error.find("the file shrank while it was being read"), std::string::npos) << error;
 }
 
 TEST(Safetensors, ShardedFolderWithIndexAndStaleFilesRemoved) {
