@@ -13,11 +13,12 @@
 // data_offsets span 20".
 //
 // Reading maps the file (mmap, read-only) for the header and raw views, and copies only the bytes
-// asked for (runs of 64 KiB or more with pread, as dd reads; a file that shrinks under the reader
-// is then an error, not a SIGBUS): a whole tensor or a
-// hyperslab along one dim (Slice, the torch-free twin of core::ShardSpec), converting between F64,
-// F32, F16 and BF16 (round to nearest even when narrowing); other dtypes are copied only into the
-// same dtype. Host byte order must be little-endian (checked at compile time).
+// asked for: a whole tensor or a hyperslab along one dim (Slice, the torch-free twin of
+// core::ShardSpec), converting between F64, F32, F16 and BF16 (round to nearest even when
+// narrowing); other dtypes are copied only into the same dtype. Runs of 64 KiB or more are read
+// with pread, as dd reads (a file that shrinks under the reader is then an error, not a SIGBUS);
+// smaller ones are copied from the mapping. Host byte order must be little-endian (checked at
+// compile time).
 //
 // Writing (Writer, ShardedWriter) follows the reference writer: header padded with spaces to a
 // multiple of 8, tensors ordered by descending dtype alignment then name (so each is naturally
