@@ -19,6 +19,7 @@
 #include "counting_communicator.h"
 #include "core/model_config.h"
 #include "launch/bootstrap.h"
+#include "launch/cmd_plan.h"
 #include "launch/config.h"
 #include "launch/trainer.h"
 #include "parallel/mpi_communicator.h"
@@ -112,7 +113,11 @@ int main(int argc, char** argv) {
   for (int64_t i = 0; i < steps; ++i) tokens += trainer.step().tokens;
   const double s = std::chrono::duration<double>(Clock::now() - t0).count();
   const double tps = tokens / s;
-  const double flops = core::flops_per_token(c.model, c.train.seq_len) * tps;
+  // Model FLOPs (MFU, not hardware FLOPs): the strategy's own count, so LoRA and Freeze get no
+  // weight gradients of frozen matrices, and without the recomputed forward.
+  core::PlanWorkload model_work = launch::plan_workload(c);
+  model_work.recompute = false;
+  const double flops = core::plan_flops_per_token(model_work) * tps;
   // Peak memory: this rank's and the largest over ranks.
   auto rss = torch::tensor({static_cast<double>(peak_rss_bytes())}, torch::kDouble);
   const double own_rss = rss.item<double>();

@@ -16,21 +16,20 @@ namespace {
 
 double bytes_of(bool bf16) { return bf16 ? 2.0 : 4.0; }
 
-// The compute efficiency (model FLOP/s over the GEMM peak) of a dtype: derived from the measured
-// step time of the 30M calibration run without recomputation.
+// The compute efficiency (model FLOP/s over the GEMM peak) of a dtype on a rank of one core:
+// derived from the measured step time of the 30M calibration run without recomputation (one rank
+// of 2 cores) and the multi-core rank efficiency.
 double efficiency(bool bf16) {
-  static const double fp32 = [] {
-    const auto& row = plan_calibrations().at(0);
+  auto from_row = [](size_t index, double step_s, double gflops_per_core, double multi_core) {
+    const auto& row = plan_calibrations().at(index);
     const double flops =
         plan_flops_per_token(row.workload) * row.workload.global_batch * row.workload.seq_len;
-    return flops / (kMeasured30mFp32StepS * 2 * kGemmGflopsPerCoreFp32 * 1e9);
-  }();
-  static const double b16 = [] {
-    const auto& row = plan_calibrations().at(2);
-    const double flops =
-        plan_flops_per_token(row.workload) * row.workload.global_batch * row.workload.seq_len;
-    return flops / (kMeasured30mBf16StepS * 2 * kGemmGflopsPerCoreBf16 * 1e9);
-  }();
+    return flops / (step_s * 2 * gflops_per_core * 1e9) / multi_core;
+  };
+  static const double fp32 = from_row(0, kMeasured30mFp32StepS, kGemmGflopsPerCoreFp32,
+                                      kMultiCoreRankEfficiencyFp32);
+  static const double b16 = from_row(2, kMeasured30mBf16StepS, kGemmGflopsPerCoreBf16,
+                                     kMultiCoreRankEfficiencyBf16);
   return bf16 ? b16 : fp32;
 }
 
@@ -131,10 +130,13 @@ PlanRow plan_layout(const PlanWorkload& w, const PlanCluster& cluster, const Pla
   const double tokens = static_cast<double>(w.global_batch * w.seq_len);
   row.flops = plan_flops_per_token(w) * tokens / (tp * dp);
   const double cores_per_rank = cluster.cores_per_node / cluster.ranks_per_node;
+  const double multi_core =
+      cores_per_rank > 1 ? (w.bf16 ? kMultiCoreRankEfficiencyBf16 : kMultiCoreRankEfficiencyFp32)
+                         : 1.0;
   const double gflops =
       cores_per_rank *
       (w.bf16 ? cluster.gemm_gflops_per_core_bf16 : cluster.gemm_gflops_per_core_fp32) *
-      efficiency(w.bf16);
+      efficiency(w.bf16) * multi_core;
   row.compute_s = row.flops / (gflops * 1e9);
 
   // TP all-reduces, as core/layers.cpp, core/llama.cpp / gpt2.cpp, the vocabulary-parallel loss

@@ -121,19 +121,6 @@ PlanArgs parse(const std::vector<std::string>& args) {
   return p;
 }
 
-core::PlanWorkload workload_of(const Config& c) {
-  core::PlanWorkload w;
-  w.model = c.model;
-  w.global_batch = c.train.global_batch;
-  w.micro_batch = c.train.micro_batch;
-  w.seq_len = c.train.seq_len;
-  w.bf16 = c.train.dtype == "bf16";
-  w.recompute = c.train.recompute == "block";
-  w.strategy = c.strategy;
-  w.strategy_options = c.strategy_options;
-  return w;
-}
-
 std::string fmt(const char* f, double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, f, v);
@@ -145,7 +132,9 @@ std::string millions(int64_t n) { return fmt("%.1fM", static_cast<double>(n) / 1
 }  // namespace
 
 std::string plan_usage() {
-  return "usage: shardtune plan --config FILE [--section.key=value ...] --nodes N --ranks-per-node "
+  const core::PlanCluster here = core::reference_cluster();
+  return std::string{} +
+         "usage: shardtune plan --config FILE [--section.key=value ...] --nodes N --ranks-per-node "
          "R\n"
          "                      [--tp T] [--zero 0|1] [--memory-gb G] [--format table|csv]\n"
          "       shardtune plan --calibration\n"
@@ -161,13 +150,15 @@ std::string plan_usage() {
          "  --memory-gb G        memory budget per rank in GB (default: this machine's MemTotal /\n"
          "                       ranks per node)\n"
          "  --cores-per-node C   cores of a node (default: this process's CPUs)\n"
-         "  --gflops-fp32 F      GEMM GFLOP/s of one core in fp32 (default 84.5, measured here)\n"
-         "  --gflops-bf16 F      GEMM GFLOP/s of one core in bf16 (default 200.5, measured here)\n"
-         "  --intra-gbs B        all-reduce bus bandwidth inside a node, GB/s (default 2.6, "
-         "measured\n"
-         "                       here)\n"
-         "  --inter-gbs B        all-reduce bus bandwidth between nodes, GB/s (default 12.5, "
-         "assumed)\n"
+         "  --gflops-fp32 F      GEMM GFLOP/s of one core in fp32 (default " +
+         fmt("%g", here.gemm_gflops_per_core_fp32) + ", measured here)\n" +
+         "  --gflops-bf16 F      GEMM GFLOP/s of one core in bf16 (default " +
+         fmt("%g", here.gemm_gflops_per_core_bf16) + ", measured here)\n" +
+         "  --intra-gbs B        all-reduce bus bandwidth inside a node, GB/s (default " +
+         fmt("%g", here.intra_node_gbs) + ", measured\n" +
+         "                       here)\n" +
+         "  --inter-gbs B        all-reduce bus bandwidth between nodes, GB/s (default " +
+         fmt("%g", here.inter_node_gbs) + ", assumed)\n"
          "  --format table|csv   output (default table)\n"
          "  --calibration        print the predicted-vs-measured table of the reference runs\n";
 }
@@ -201,7 +192,7 @@ int run_plan(const std::vector<std::string>& args) {
     cluster.cores_per_node = p.cores_per_node > 0 ? p.cores_per_node : machine_cpus();
     cluster.memory_mb_per_rank =
         p.memory_gb > 0 ? p.memory_gb * 1e3 : machine_memory_mb() / p.ranks_per_node;
-    const core::PlanWorkload w = workload_of(config);
+    const core::PlanWorkload w = plan_workload(config);
     if (p.tp > 0) {
       require(world % p.tp == 0, "plan: --tp=" + std::to_string(p.tp) +
                                      " does not divide the world size " + std::to_string(world) +
@@ -279,6 +270,19 @@ int run_plan(const std::vector<std::string>& args) {
     print_error(e.what());
     return kUserErrorExitCode;
   }
+}
+
+core::PlanWorkload plan_workload(const Config& c) {
+  core::PlanWorkload w;
+  w.model = c.model;
+  w.global_batch = c.train.global_batch;
+  w.micro_batch = c.train.micro_batch;
+  w.seq_len = c.train.seq_len;
+  w.bf16 = c.train.dtype == "bf16";
+  w.recompute = c.train.recompute == "block";
+  w.strategy = c.strategy;
+  w.strategy_options = c.strategy_options;
+  return w;
 }
 
 }  // namespace shardtune::launch

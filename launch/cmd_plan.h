@@ -17,12 +17,20 @@
 #include <string>
 #include <vector>
 
+#include "core/plan.h"
+
 namespace shardtune::launch {
+
+struct Config;
 
 // `args` are the words after `plan`. Returns the exit code: 0, or kUserErrorExitCode after one
 // error line naming the option (a bad number, --tp that does not divide the world or the model,
 // an unreadable or invalid configuration).
 int run_plan(const std::vector<std::string>& args);
+
+// What the planner models of a configuration: [model], the batches, seq_len, dtype, recompute
+// and the strategy with its options. bench_train uses it (recompute off) for model FLOPs per token.
+core::PlanWorkload plan_workload(const Config& config);
 
 // The usage text with every option and its default (`shardtune plan --help`, docs/cli.md).
 std::string plan_usage();

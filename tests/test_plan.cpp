@@ -15,6 +15,7 @@
 #include "core/model.h"
 #include "core/plan.h"
 #include "core/strategy.h"
+#include "launch/cmd_plan.h"
 #include "launch/config.h"
 #include "parallel/communicator.h"
 #include "strategies/registry.h"
@@ -397,14 +398,16 @@ TEST(PlanCalibration, TinyLlamaConfigsAreTheCalibrationWorkloads) {
     std::string help;
     launch::parse_config({"--config", std::string(SHARDTUNE_SOURCE_DIR) + "/" + file}, c, help);
     const auto& w = rows.at(index).workload;
-    EXPECT_EQ(c.model, w.model);
-    EXPECT_EQ(c.train.global_batch, w.global_batch);
-    EXPECT_EQ(c.train.micro_batch, w.micro_batch);
-    EXPECT_EQ(c.train.seq_len, w.seq_len);
-    EXPECT_EQ(c.train.dtype == "bf16", w.bf16);
-    EXPECT_EQ(c.train.recompute == "block", w.recompute);
-    EXPECT_EQ(c.strategy, w.strategy);
-    EXPECT_EQ(c.strategy_options, w.strategy_options);
+    // What `shardtune plan` and bench_train's MFU take from a configuration.
+    const core::PlanWorkload got = launch::plan_workload(c);
+    EXPECT_EQ(got.model, w.model);
+    EXPECT_EQ(got.global_batch, w.global_batch);
+    EXPECT_EQ(got.micro_batch, w.micro_batch);
+    EXPECT_EQ(got.seq_len, w.seq_len);
+    EXPECT_EQ(got.bf16, w.bf16);
+    EXPECT_EQ(got.recompute, w.recompute);
+    EXPECT_EQ(got.strategy, w.strategy);
+    EXPECT_EQ(got.strategy_options, w.strategy_options);
     EXPECT_EQ(c.parallel.tp, rows.at(index).layout.tp);
   }
 }
