@@ -6,9 +6,14 @@
 // anything is timed. docs/benchmarks-profile.md records a run.
 //   bench_kernels [reps] [--cache]   (--cache: install the caching CPU allocator first;
 //                                     threads: OMP_NUM_THREADS)
+//   bench_kernels --gemm [reps]      fp32 GEMM rate (GFLOP/s, best wall time of reps x 10 calls)
+//                                     of LibTorch's mm (the BLAS) and kernels::mm_f32 (oneDNN's
+//                                     sgemm) at the linear layers' shapes of a training step
 #include <sys/resource.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -71,15 +76,72 @@ bool close(const torch::Tensor& a, const torch::Tensor& b, double rel) {
 
 }  // namespace
 
+// The three products of a linear layer y = x W^T (x [m, k], W [n, k]): forward, the input's
+// gradient g W and the weight's gradient g^T x, with the operand views the layers pass.
+int gemm_rates(int reps) {
+  struct Shape {
+    const char* what;
+    int64_t tokens, in, out;
+  };
+  const Shape shapes[] = {{"30M q/k/v/o 512->512", 2048, 512, 512},
+                          {"30M gate/up 512->1376", 2048, 512, 1376},
+                          {"30M down 1376->512", 2048, 1376, 512},
+                          {"30M LM head 512->8192", 2048, 512, 8192},
+                          {"small q/k/v/o 128->128", 1024, 128, 128},
+                          {"small LM head 128->8192", 1024, 128, 8192}};
+  std::printf("fp32 GEMM, threads %d, OPENBLAS_CORETYPE=%s, oneDNN sgemm %s\n",
+              at::get_num_threads(),
+              std::getenv("OPENBLAS_CORETYPE") ? std::getenv("OPENBLAS_CORETYPE") : "unset",
+              kernels::onednn_sgemm_available() ? "found" : "NOT FOUND");
+  std::printf("%-26s %-8s %10s %10s %7s\n", "layer", "product", "BLAS", "oneDNN", "ratio");
+  for (const auto& sh : shapes) {
+    auto x = torch::randn({sh.tokens, sh.in}), w = torch::randn({sh.out, sh.in});
+    auto g = torch::randn({sh.tokens, sh.out});
+    const std::pair<torch::Tensor, torch::Tensor> products[] = {{x, w.t()}, {g, w}, {g.t(), x}};
+    const char* names[] = {"x W^T", "g W", "g^T x"};
+    for (int p = 0; p < 3; ++p) {
+      const auto& [a, b] = products[p];
+      auto ref = torch::mm(a, b);
+      const double err = (kernels::mm_f32(a, b) - ref).abs().max().item<double>();
+      if (err > 1e-4 * ref.abs().max().item<double>()) {
+        std::fprintf(stderr, "bench_kernels: mm_f32 disagrees with torch::mm (%g)\n", err);
+        return 1;
+      }
+      double best[2] = {0, 0};
+      for (int r = 0; r < reps; ++r) {
+        for (int which = 0; which < 2; ++which) {
+          const auto t0 = std::chrono::steady_clock::now();
+          for (int i = 0; i < 10; ++i) {
+            auto c = which == 0 ? torch::mm(a, b) : kernels::mm_f32(a, b);
+          }
+          const double s =
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          const double flops = 2.0 * a.size(0) * a.size(1) * b.size(1) * 10;
+          best[which] = std::max(best[which], flops / s / 1e9);
+        }
+      }
+      std::printf("%-26s %-8s %10.1f %10.1f %7.2f\n", sh.what, names[p], best[0], best[1],
+                  best[1] / best[0]);
+    }
+  }
+  return 0;
+}
+
 int main(int argc, char** argv) {
   int reps = 5;
-  bool cache = false;
+  bool cache = false, gemm = false;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--cache") == 0) {
       cache = true;
+    } else if (std::strcmp(argv[i], "--gemm") == 0) {
+      gemm = true;
     } else {
       reps = std::atoi(argv[i]);
     }
+  }
+  if (gemm) {
+    if (const char* t = std::getenv("OMP_NUM_THREADS")) at::set_num_threads(std::atoi(t));
+    return gemm_rates(reps);
   }
   if (cache) kernels::install_caching_cpu_allocator();
   if (const char* t = std::getenv("OMP_NUM_THREADS")) at::set_num_threads(std::atoi(t));

@@ -12,6 +12,10 @@ torch::Tensor mixed_linear(const torch::Tensor& x, const torch::Tensor& weight,
   if (x.scalar_type() == torch::kBFloat16 && weight.scalar_type() == torch::kFloat) {
     return kernels::linear_bf16(x, weight, bias, /*cache=*/true);
   }
+  if (kernels::onednn_fp32_gemm() && x.scalar_type() == torch::kFloat &&
+      weight.scalar_type() == torch::kFloat && x.device().is_cpu() && weight.dim() == 2) {
+    return kernels::linear_f32(x, weight, bias);
+  }
   return torch::nn::functional::linear(x, weight, bias);
 }
 

@@ -27,6 +27,8 @@ TrainingStep::TrainingStep(CausalLMImpl& model, std::vector<NamedParameter> trai
                            parallel::Communicator& dp, TrainingStepOptions options)
     : model_(model), trainable_(std::move(trainable)), dp_(dp), options_(options) {
   model_.set_compute(options_.compute);
+  // The fused kernels include oneDNN's fp32 GEMMs; `kernels = reference` keeps LibTorch's mm.
+  kernels::set_onednn_fp32_gemm(options_.compute.fused);
   options_.adamw.fused = options_.compute.fused;
   std::vector<torch::Tensor> params;
   for (auto& p : trainable_) params.push_back(p.param);

@@ -311,6 +311,72 @@ TEST(LinearBf16, CastsRoundToNearestEvenLikeTensorTo) {
   EXPECT_TRUE(torch::equal(kernels::to_f32(b), b.to(torch::kFloat)));
 }
 
+// ---- fp32 GEMM through oneDNN ------------------------------------------------------------------
+
+TEST(OneDnnGemm, AvailableWithDebiansLibTorch) {
+  // Debian's libtorch1.13 links libdnnl2 dynamically; without the symbol every fp32 GEMM would
+  // silently stay on OpenBLAS, which is what this test exists to catch.
+  EXPECT_TRUE(kernels::onednn_sgemm_available());
+}
+
+TEST(OneDnnGemm, ProductsOfEveryOperandLayoutMatchTorchMm) {
+  auto a = randn({37, 53}, 80), b = randn({53, 29}, 81);
+  auto ref = torch::mm(a.to(torch::kDouble), b.to(torch::kDouble)).to(torch::kFloat);
+  const torch::Tensor as[] = {a, a.t().contiguous().t()};
+  const torch::Tensor bs[] = {b, b.t().contiguous().t()};
+  for (const auto& x : as) {
+    for (const auto& y : bs) expect_close(kernels::mm_f32(x, y), ref, 1e-5, "layouts");
+  }
+  // Strided rows (a narrowed column range) and a view that needs a copy (every other column).
+  auto wide = randn({37, 80}, 82);
+  expect_close(kernels::mm_f32(wide.narrow(1, 10, 53), b),
+               torch::mm(wide.narrow(1, 10, 53), b), 1e-5, "row stride");
+  auto every_other = randn({37, 106}, 83).slice(1, 0, 106, 2);
+  expect_close(kernels::mm_f32(every_other, b), torch::mm(every_other, b), 1e-5, "copied");
+  // Empty products.
+  EXPECT_EQ(kernels::mm_f32(torch::zeros({0, 4}), torch::zeros({4, 3})).sizes(),
+            torch::IntArrayRef({0, 3}));
+  EXPECT_TRUE(torch::equal(kernels::mm_f32(torch::zeros({2, 0}), torch::zeros({0, 3})),
+                           torch::zeros({2, 3})));
+  EXPECT_THROW(kernels::mm_f32(a, a), c10::Error);
+  EXPECT_THROW(kernels::mm_f32(a.to(torch::kDouble), b.to(torch::kDouble)), c10::Error);
+}
+
+TEST(OneDnnGemm, LinearAndItsGradientsMatchLibTorch) {
+  auto x = randn({3, 5, 48}, 84).requires_grad_();
+  auto w = (0.3 * randn({40, 48}, 85)).requires_grad_();
+  auto b = randn({40}, 86).requires_grad_();
+  auto dy = randn({3, 5, 40}, 87);
+  auto ref = torch::nn::functional::linear(x, w, b);
+  auto g_ref = torch::autograd::grad({ref}, {x, w, b}, {dy});
+  auto y = kernels::linear_f32(x, w, b);
+  EXPECT_EQ(y.sizes(), ref.sizes());
+  expect_close(y, ref, 1e-5, "y");
+  auto g = torch::autograd::grad({y}, {x, w, b}, {dy});
+  expect_close(g[0], g_ref[0], 1e-5, "dx");
+  expect_close(g[1], g_ref[1], 1e-5, "dw");
+  expect_close(g[2], g_ref[2], 1e-5, "db");
+  // A frozen weight and no bias: only dx.
+  auto frozen = w.detach();
+  auto y2 = kernels::linear_f32(x, frozen);
+  auto g2 = torch::autograd::grad({y2}, {x}, {dy});
+  auto g2_ref = torch::autograd::grad({torch::nn::functional::linear(x, frozen)}, {x}, {dy});
+  expect_close(g2[0], g2_ref[0], 1e-5, "dx frozen");
+}
+
+TEST(OneDnnGemm, MixedLinearFollowsTheSwitch) {
+  auto x = randn({6, 16}, 88), w = randn({8, 16}, 89);
+  const bool before = kernels::onednn_fp32_gemm();
+  kernels::set_onednn_fp32_gemm(true);
+  auto on = core::mixed_linear(x.requires_grad_(), w);
+  EXPECT_NE(on.grad_fn()->name().find("LinearF32Fn"), std::string::npos) << on.grad_fn()->name();
+  kernels::set_onednn_fp32_gemm(false);
+  auto off = core::mixed_linear(x, w);
+  EXPECT_EQ(off.grad_fn()->name().find("LinearF32Fn"), std::string::npos);
+  expect_close(on, off, 1e-5, "on vs off");
+  kernels::set_onednn_fp32_gemm(before);
+}
+
 // ---- RoPE ---------------------------------------------------------------------------------------
 
 TEST(FusedRope, MatchesApplyRotaryForTransposedHeadsAndBothTableShapes) {

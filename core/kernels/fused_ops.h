@@ -96,6 +96,28 @@ void clear_bf16_weight_cache();
 torch::Tensor to_bf16(const torch::Tensor& x);
 torch::Tensor to_f32(const torch::Tensor& x);
 
+// ---- fp32 GEMM through oneDNN -----------------------------------------------------------------
+// LibTorch 1.13 runs fp32 matrix products on the BLAS it was built with (OpenBLAS on Debian), whose
+// kernel choice follows the environment (OPENBLAS_CORETYPE=Haswell halves the GEMM rate on an
+// AVX-512 machine: docs/benchmarks.md); oneDNN's sgemm, which LibTorch itself links, JIT-compiles
+// for the CPU it runs on and measured 1.4-2.9x OpenBLAS's rate with that variable and 0.86-2.1x
+// without it at the shapes of a training step (docs/benchmarks-profile.md).
+// set_onednn_fp32_gemm(true) (process-wide; core::TrainingStep sets it from [train] kernels =
+// fused) routes core::mixed_linear's fp32 products here; it stays off when no oneDNN sgemm symbol
+// can be found (a LibTorch with oneDNN linked in statically), and everything then uses torch::mm.
+// Results agree with torch::mm to fp32 rounding (sums run in another order), not bitwise.
+bool onednn_sgemm_available();
+void set_onednn_fp32_gemm(bool on);
+bool onednn_fp32_gemm();
+// a [m, k] @ b [k, n] -> a new contiguous [m, n]; fp32 CPU tensors, either operand may be a
+// transposed view (no copy). torch::mm when oneDNN is not available (whatever the switch says:
+// the switch selects callers, not this function).
+torch::Tensor mm_f32(const torch::Tensor& a, const torch::Tensor& b);
+// y = x W^T + b over the last dim of x (fp32), with its backward (dx = g W, dW = g^T x, db = sum g)
+// on mm_f32; gradients of inputs that need none are not computed.
+torch::Tensor linear_f32(const torch::Tensor& x, const torch::Tensor& weight,
+                         const torch::Tensor& bias = {});
+
 // ---- Causal attention softmax ------------------------------------------------------------------
 // In place on scores [B, H, T, P + T] (fp32 or bf16, contiguous; the first P keys are a prefix
 // every query sees, then T causal keys; bf16: fp32 math, probabilities rounded once to bf16): scores <- softmax(scale * scores + causal mask), the mask never built.

@@ -1,0 +1,133 @@
+// fp32 GEMMs through oneDNN's sgemm (fused_ops.h "fp32 GEMM"): the symbol lookup, the strided
+// 2-D product and the linear layer built on it.
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+
+#include "core/kernels/fused_ops.h"
+
+namespace shardtune::kernels {
+
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// oneDNN's C API: row-major C = alpha * op(A) * op(B) + beta * C; returns dnnl_success (0) or an
+// error status. Declared here (the prototype of dnnl.h, oneDNN 2.x and 3.x) so that no oneDNN
+// development package is needed: the library is the one LibTorch itself links.
+using DnnlSgemm = int (*)(char transa, char transb, int64_t m, int64_t n, int64_t k, float alpha,
+                          const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
+                          float* c, int64_t ldc);
+
+DnnlSgemm find_dnnl_sgemm() {
+  // Already in the process when LibTorch links oneDNN dynamically (Debian's libtorch1.13); a
+  // LibTorch with oneDNN linked in statically hides the symbol, and then a separately installed
+  // libdnnl is tried. Neither: LibTorch's own mm.
+  if (void* sym = dlsym(RTLD_DEFAULT, "dnnl_sgemm")) return reinterpret_cast<DnnlSgemm>(sym);
+  for (const char* name : {"libdnnl.so.2", "libdnnl.so.3"}) {
+    if (void* lib = dlopen(name, RTLD_NOW | RTLD_LOCAL)) {
+      if (void* sym = dlsym(lib, "dnnl_sgemm")) return reinterpret_cast<DnnlSgemm>(sym);
+    }
+  }
+  return nullptr;
+}
+
+DnnlSgemm dnnl_sgemm() {
+  static const DnnlSgemm fn = find_dnnl_sgemm();
+  return fn;
+}
+
+std::atomic<bool> g_onednn_fp32{false};
+
+// How oneDNN reads a 2-D fp32 operand of `rows` x `cols` in place: 'N' with the row stride, 'T'
+// with the column stride (a transposed view), or 0 when neither fits (a copy is needed).
+char layout_of(const torch::Tensor& t, int64_t* ld) {
+  const int64_t rows = t.size(0), cols = t.size(1);
+  if (t.stride(1) == 1 && t.stride(0) >= std::max<int64_t>(1, cols)) {
+    *ld = t.stride(0);
+    return 'N';
+  }
+  if (t.stride(0) == 1 && t.stride(1) >= std::max<int64_t>(1, rows)) {
+    *ld = t.stride(1);
+    return 'T';
+  }
+  return 0;
+}
+
+struct LinearF32Fn : torch::autograd::Function<LinearF32Fn> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& weight,
+                               const c10::optional<torch::Tensor>& bias_opt) {
+    const torch::Tensor bias = bias_opt.value_or(torch::Tensor());
+    const int64_t out = weight.size(0), in = weight.size(1);
+    auto x2 = x.reshape({-1, in});
+    auto y = mm_f32(x2, weight.t());
+    if (bias.defined()) y.add_(bias);
+    ctx->save_for_backward({x, weight});
+    ctx->saved_data["has_bias"] = bias.defined();
+    auto sizes = x.sizes().vec();
+    sizes.back() = out;
+    return y.view(sizes);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grad) {
+    auto saved = ctx->get_saved_variables();
+    const auto& x = saved[0];
+    const auto& weight = saved[1];
+    const int64_t out = weight.size(0), in = weight.size(1);
+    auto g2 = grad[0].reshape({-1, out});
+    // Frozen weights (LoRA, P-tuning backbones, Freeze) skip their GEMM.
+    torch::Tensor dx, dw, db;
+    if (ctx->needs_input_grad(0)) dx = mm_f32(g2, weight).view(x.sizes());
+    if (ctx->needs_input_grad(1)) dw = mm_f32(g2.t(), x.reshape({-1, in}));
+    if (ctx->saved_data["has_bias"].toBool() && ctx->needs_input_grad(2)) db = g2.sum(0);
+    return {dx, dw, db};
+  }
+};
+
+}  // namespace
+
+bool onednn_sgemm_available() { return dnnl_sgemm() != nullptr; }
+
+void set_onednn_fp32_gemm(bool on) { g_onednn_fp32.store(on && onednn_sgemm_available()); }
+
+bool onednn_fp32_gemm() { return g_onednn_fp32.load(); }
+
+torch::Tensor mm_f32(const torch::Tensor& a, const torch::Tensor& b) {
+  TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(0),
+              "mm_f32: [m, k] x [k, n] expected, got ", a.sizes(), " and ", b.sizes());
+  TORCH_CHECK(a.scalar_type() == torch::kFloat && b.scalar_type() == torch::kFloat &&
+                  a.device().is_cpu() && b.device().is_cpu(),
+              "mm_f32: fp32 CPU operands expected");
+  const DnnlSgemm sgemm = dnnl_sgemm();
+  const int64_t m = a.size(0), k = a.size(1), n = b.size(1);
+  if (sgemm == nullptr || m == 0 || n == 0 || k == 0) return torch::mm(a, b);
+  int64_t lda = 0, ldb = 0;
+  torch::Tensor ac = a, bc = b;
+  char ta = layout_of(ac, &lda);
+  if (ta == 0) {
+    ac = a.contiguous();
+    ta = layout_of(ac, &lda);
+  }
+  char tb = layout_of(bc, &ldb);
+  if (tb == 0) {
+    bc = b.contiguous();
+    tb = layout_of(bc, &ldb);
+  }
+  auto c = torch::empty({m, n}, a.options().memory_format(torch::MemoryFormat::Contiguous));
+  const int status = sgemm(ta, tb, m, n, k, 1.0f, ac.data_ptr<float>(), lda,
+                           bc.data_ptr<float>(), ldb, 0.0f, c.data_ptr<float>(), n);
+  TORCH_CHECK(status == 0, "mm_f32: oneDNN sgemm failed with status ", status, " for [", m, ", ",
+              k, "] x [", k, ", ", n, "]");
+  return c;
+}
+
+torch::Tensor linear_f32(const torch::Tensor& x, const torch::Tensor& weight,
+                         const torch::Tensor& bias) {
+  return LinearF32Fn::apply(x, weight,
+                            bias.defined() ? c10::optional<torch::Tensor>(bias) : c10::nullopt);
+}
+
+}  // namespace shardtune::kernels
