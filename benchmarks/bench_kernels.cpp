@@ -6,7 +6,7 @@
 // anything is timed. docs/benchmarks-profile.md records a run.
 //   bench_kernels [reps] [--cache]   (--cache: install the caching CPU allocator first;
 //                                     threads: OMP_NUM_THREADS)
-//   bench_kernels --gemm [reps]      fp32 GEMM rate (GFLOP/s, best wall time of reps x 10 calls)
+//   bench_kernels --gemm [reps] [--cache]   fp32 GEMM rate (GFLOP/s, best wall time of reps x 10 calls)
 //                                     of LibTorch's mm (the BLAS) and kernels::mm_f32 (oneDNN's
 //                                     sgemm) at the linear layers' shapes of a training step
 #include <sys/resource.h>
@@ -89,10 +89,10 @@ int gemm_rates(int reps) {
                           {"30M LM head 512->8192", 2048, 512, 8192},
                           {"small q/k/v/o 128->128", 1024, 128, 128},
                           {"small LM head 128->8192", 1024, 128, 8192}};
-  std::printf("fp32 GEMM, threads %d, OPENBLAS_CORETYPE=%s, oneDNN sgemm %s\n",
+  std::printf("fp32 GEMM, threads %d, OPENBLAS_CORETYPE=%s, oneDNN sgemm %s, %d reps\n",
               at::get_num_threads(),
               std::getenv("OPENBLAS_CORETYPE") ? std::getenv("OPENBLAS_CORETYPE") : "unset",
-              kernels::onednn_sgemm_available() ? "found" : "NOT FOUND");
+              kernels::onednn_sgemm_available() ? "found" : "NOT FOUND", reps);
   std::printf("%-26s %-8s %10s %10s %7s\n", "layer", "product", "BLAS", "oneDNN", "ratio");
   for (const auto& sh : shapes) {
     auto x = torch::randn({sh.tokens, sh.in}), w = torch::randn({sh.out, sh.in});
@@ -139,11 +139,11 @@ int main(int argc, char** argv) {
       reps = std::atoi(argv[i]);
     }
   }
+  if (cache) kernels::install_caching_cpu_allocator();
   if (gemm) {
     if (const char* t = std::getenv("OMP_NUM_THREADS")) at::set_num_threads(std::atoi(t));
     return gemm_rates(reps);
   }
-  if (cache) kernels::install_caching_cpu_allocator();
   if (const char* t = std::getenv("OMP_NUM_THREADS")) at::set_num_threads(std::atoi(t));
   std::printf("threads %d, caching allocator %s, %d reps\n", at::get_num_threads(),
               cache ? "on" : "off", reps);

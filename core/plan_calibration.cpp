@@ -65,9 +65,9 @@ const std::vector<PlanCalibration>& plan_calibrations() {
     };
     // Rows 0 and 2 are the efficiencies' source (efficiency() reads them by index).
     add("30M llama, fp32, recompute none, np=1", with(m30, false, false, 8), one_rank, {1, 1, 0},
-        kMeasured30mFp32StepS, 1623, compute);
+        kMeasured30mFp32StepS, 1644, compute);
     add("30M llama, fp32, recompute block, np=1", with(m30, false, true, 8), one_rank, {1, 1, 0},
-        2.31, 1067, compute);
+        2.18, 1088, compute);
     add("30M llama, bf16, recompute none, np=1", with(m30, true, false, 8), one_rank, {1, 1, 0},
         kMeasured30mBf16StepS, 1309, compute);
     add("30M llama, bf16, recompute block, np=1", with(m30, true, true, 8), one_rank, {1, 1, 0},
@@ -76,11 +76,11 @@ const std::vector<PlanCalibration>& plan_calibrations() {
     // time = tokens per step / tokens/s. The np=1 / np=2 pairs are the multi-core rank
     // efficiency's source (core/plan_detail.h).
     add("30M llama, fp32, np=1 (6 steps)", with(m30, false, false, 8), one_rank, {1, 1, 0},
-        2048 / 1223.4, 0, compute);
+        2048 / 1342.7, 0, compute);
     add("30M llama, bf16, np=1 (6 steps)", with(m30, true, false, 8), one_rank, {1, 1, 0},
         2048 / 2106.1, 0, compute);
     add("30M llama, fp32, np=2 TP=1 DP=2 (6 steps)", with(m30, false, false, 16), two_ranks,
-        {1, 2, 0}, 4096 / 1491.4, 0, compute);
+        {1, 2, 0}, 4096 / 1415.8, 0, compute);
     add("30M llama, bf16, np=2 TP=1 DP=2 (6 steps)", with(m30, true, false, 16), two_ranks,
         {1, 2, 0}, 4096 / 2438.7, 0, compute);
     PlanWorkload lora = tiny;

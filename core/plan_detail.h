@@ -18,31 +18,32 @@ namespace shardtune::core::plan_detail {
 // OpenBLAS (openmp), OPENBLAS_CORETYPE unset, the caching CPU allocator installed (as in every
 // run); measured 2026-12-02 (docs/benchmarks.md "Planner calibration").
 
-// GEMM peak, 2048² mm on 2 threads (benchmarks/run.sh's measurement, 3 runs 2026-12-02
-// 11:59 UTC, medians): fp32 332 (309-338), bf16 498 (455-631) GFLOP/s for the 2 cores.
-constexpr double kGemmGflopsPerCoreFp32 = 332.0 / 2;
+// GEMM peak, 2048² product on 2 threads (benchmarks/run.sh's measurement, 3 runs, medians,
+// 2026-12-02): fp32 371 (360-376) GFLOP/s, oneDNN's sgemm, which fp32 linear layers run on
+// (LibTorch's mm through OpenBLAS: 345-356), bf16 498 (455-631) GFLOP/s for the 2 cores.
+constexpr double kGemmGflopsPerCoreFp32 = 371.0 / 2;
 constexpr double kGemmGflopsPerCoreBf16 = 498.0 / 2;
 
 // Step times the compute efficiencies are derived from (efficiency(), core/plan.cpp): the ~30M
 // llama at np=1, 2 threads, micro-batch 8, seq 256, recompute none, bench_train, medians of 3,
-// 2026-12-02: fp32 1.75 s, bf16 1.05 s per step.
-constexpr double kMeasured30mFp32StepS = 1.75;
+// 2026-12-02: fp32 1.53 s (fp32 GEMMs on oneDNN), bf16 1.05 s per step.
+constexpr double kMeasured30mFp32StepS = 1.53;
 constexpr double kMeasured30mBf16StepS = 1.05;
 
 // A rank computing on several cores gets less than that many times one core's throughput (the
 // element-wise ops, norms and small GEMMs of a step scale worse than large GEMMs). Measured on
-// the 30M llama with 6-step bench_train runs, medians of 3: np=1 with 2 threads 1,223.4 (fp32) and
-// 2,106.1 (bf16) tokens/s; np=2 data-parallel with 1 thread per rank 745.7 and 1,219.4 per rank.
-// Per-core efficiency of a multi-core rank relative to a one-core rank: 1223.4 / (2 x 745.7) and
+// the 30M llama with 6-step bench_train runs, medians of 3: np=1 with 2 threads 1,342.7 (fp32) and
+// 2,106.1 (bf16) tokens/s; np=2 data-parallel with 1 thread per rank 707.9 and 1,219.4 per rank.
+// Per-core efficiency of a multi-core rank relative to a one-core rank: 1342.7 / (2 x 707.9) and
 // 2106.1 / (2 x 1219.4). Only 1 and 2 cores per rank could be measured here; a rank of many
 // cores is assumed to keep the 2-core figure.
-constexpr double kMultiCoreRankEfficiencyFp32 = 0.820;
+constexpr double kMultiCoreRankEfficiencyFp32 = 0.948;
 constexpr double kMultiCoreRankEfficiencyBf16 = 0.864;
 
 // Resident set of a training process besides the modelled tensors (LibTorch, OpenBLAS, Open MPI,
 // HDF5, allocator slack): fitted 2026-12-01 to the four 30M rows (peak RSS minus every modelled
 // term; the four gave 258-274 MB, this is their mean). Kept at the re-measurement of 2026-12-02
-// with the caching allocator: the six measured rows are then within -5.0% and +4.1%, centred on 0.
+// with the caching allocator: the six measured rows are then within -5.0% and +2.9%, centred on 0.
 constexpr double kProcessBaselineMb = 268;
 
 // Activation memory of a block over its closed form (autograd's bookkeeping, transient buffers
@@ -53,8 +54,8 @@ constexpr double kActivationOverhead = 1.10;
 // Bytes per logit held at the peak (per token and local vocabulary entry): two logit-sized
 // buffers in the compute dtype, the logits (which the fused cross-entropy saves) and their
 // gradient. The glibc-era fit (2026-12-01) was 16 B in fp32, four buffers, because freed ones
-// were not reused at the peak; with the caching allocator the 30M fp32 rows' peaks fell by 191 and
-// 139 MB and 8 B fits them (+4.1% and +0.8%; 16 B would give +12.4% and +13.4%).
+// were not reused at the peak; with the caching allocator the 30M fp32 rows' peaks fell by 170 and
+// 118 MB and 8 B fits them (+2.8% and -1.1%; 16 B would give +11% and +11%).
 constexpr double kLogitBytesFp32 = 8;
 constexpr double kLogitBytesBf16 = 4;
 
