@@ -3,8 +3,8 @@
 # LibTorch; fp32 also oneDNN's sgemm) measured in the same run, then ShardTune
 # (build/benchmarks/bench_train) and the PyTorch eager peer (benchmarks/peers/torch_llama.py;
 # DistributedDataParallel over gloo at np=2) side by side for dtype fp32|bf16 x np 1|2 x sft|lora,
-# in alternating pairs (ShardTune, peer, ShardTune, peer, ...; the median of each side is reported with its min-max, and the ratio with the min-max
-# of the per-pair ratios).
+# in alternating pairs (ShardTune, peer, ShardTune, peer, ...; the median of each side is reported
+# with its min-max, and the ratio with the min-max of the per-pair ratios).
 #
 #   benchmarks/run.sh [--quick] [--small] [--pairs N] [--steps N] [--dtypes "fp32 bf16"]
 #                     [--nps "1 2"] [--strategies "sft lora"] [--peer-env "VAR=VALUE ..."]
