@@ -6,9 +6,10 @@
 // anything is timed. docs/benchmarks-profile.md records a run.
 //   bench_kernels [reps] [--cache]   (--cache: install the caching CPU allocator first;
 //                                     threads: OMP_NUM_THREADS)
-//   bench_kernels --gemm [reps] [--cache]   fp32 GEMM rate (GFLOP/s, best wall time of reps x 10 calls)
-//                                     of LibTorch's mm (the BLAS) and kernels::mm_f32 (oneDNN's
-//                                     sgemm) at the linear layers' shapes of a training step
+//   bench_kernels --gemm [reps] [--cache]
+//                                    fp32 GEMM rate (GFLOP/s, best wall time of reps x 10 calls)
+//                                    of LibTorch's mm (the BLAS) and kernels::mm_f32 (oneDNN's
+//                                    sgemm) at the linear layers' shapes of a training step
 #include <sys/resource.h>
 #include <torch/torch.h>
 
@@ -140,11 +141,8 @@ int main(int argc, char** argv) {
     }
   }
   if (cache) kernels::install_caching_cpu_allocator();
-  if (gemm) {
-    if (const char* t = std::getenv("OMP_NUM_THREADS")) at::set_num_threads(std::atoi(t));
-    return gemm_rates(reps);
-  }
   if (const char* t = std::getenv("OMP_NUM_THREADS")) at::set_num_threads(std::atoi(t));
+  if (gemm) return gemm_rates(reps);
   std::printf("threads %d, caching allocator %s, %d reps\n", at::get_num_threads(),
               cache ? "on" : "off", reps);
   const int64_t B = 8, T = 256, H = 512, NH = 8, D = 64, F = 1376, V = 8192;

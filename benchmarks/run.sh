@@ -81,36 +81,33 @@ echo "framework,dtype,np,strategy,pair,tokens_per_s,model_gflops,peak_rss_mb" > 
 $PY - "$OUT/peak.csv" "$CORES" <<'EOF'
 import sys, time, torch
 torch.set_num_threads(int(sys.argv[2]))
+def rate(call):  # GFLOP/s of a 2048^2 product, best of 3 x 5 calls after a warm-up
+    call()
+    best = 0.0
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(5):
+            call()
+        best = max(best, 2 * 2048**3 * 5 / (time.perf_counter() - t0) / 1e9)
+    return best
 with open(sys.argv[1], "w") as f:
     f.write("dtype,gemm_gflops\n")
     for name, dt in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         a, b = torch.randn(2048, 2048, dtype=dt), torch.randn(2048, 2048, dtype=dt)
-        a @ b
-        best = 0.0
-        for _ in range(3):
-            t0 = time.perf_counter()
-            for _ in range(5):
-                a @ b
-            best = max(best, 2 * 2048**3 * 5 / (time.perf_counter() - t0) / 1e9)
+        best = rate(lambda: a @ b)
         if name == "fp32":
             # ShardTune's fp32 GEMMs run on oneDNN's sgemm (core/kernels/fused_ops.h), which
             # OPENBLAS_CORETYPE does not slow down: the machine's fp32 peak is the faster of the two.
             try:
                 import ctypes
-                dnnl = ctypes.CDLL("libdnnl.so.2")
-                sgemm = dnnl.dnnl_sgemm
+                sgemm = ctypes.CDLL("libdnnl.so.2").dnnl_sgemm
                 sgemm.argtypes = [ctypes.c_char, ctypes.c_char] + [ctypes.c_int64] * 3 + [
                     ctypes.c_float, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
                     ctypes.c_int64, ctypes.c_float, ctypes.c_void_p, ctypes.c_int64]
                 c = torch.empty(2048, 2048)
-                call = lambda: sgemm(b"N", b"N", 2048, 2048, 2048, 1.0, a.data_ptr(), 2048,
-                                     b.data_ptr(), 2048, 0.0, c.data_ptr(), 2048)
-                call()
-                for _ in range(3):
-                    t0 = time.perf_counter()
-                    for _ in range(5):
-                        call()
-                    best = max(best, 2 * 2048**3 * 5 / (time.perf_counter() - t0) / 1e9)
+                best = max(best, rate(lambda: sgemm(b"N", b"N", 2048, 2048, 2048, 1.0, a.data_ptr(),
+                                                    2048, b.data_ptr(), 2048, 0.0, c.data_ptr(),
+                                                    2048)))
             except OSError:
                 pass
         f.write(f"{name},{best:.1f}\n")

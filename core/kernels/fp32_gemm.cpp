@@ -57,6 +57,16 @@ char layout_of(const torch::Tensor& t, int64_t* ld) {
   return 0;
 }
 
+// The operand as oneDNN reads it: `t` itself when its layout fits, else a contiguous copy; sets
+// `trans` and `ld`.
+torch::Tensor as_operand(const torch::Tensor& t, char* trans, int64_t* ld) {
+  *trans = layout_of(t, ld);
+  if (*trans != 0) return t;
+  auto c = t.contiguous();
+  *trans = layout_of(c, ld);
+  return c;
+}
+
 struct LinearF32Fn : torch::autograd::Function<LinearF32Fn> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x,
                                const torch::Tensor& weight,
@@ -105,17 +115,8 @@ torch::Tensor mm_f32(const torch::Tensor& a, const torch::Tensor& b) {
   const int64_t m = a.size(0), k = a.size(1), n = b.size(1);
   if (sgemm == nullptr || m == 0 || n == 0 || k == 0) return torch::mm(a, b);
   int64_t lda = 0, ldb = 0;
-  torch::Tensor ac = a, bc = b;
-  char ta = layout_of(ac, &lda);
-  if (ta == 0) {
-    ac = a.contiguous();
-    ta = layout_of(ac, &lda);
-  }
-  char tb = layout_of(bc, &ldb);
-  if (tb == 0) {
-    bc = b.contiguous();
-    tb = layout_of(bc, &ldb);
-  }
+  char ta = 0, tb = 0;
+  const torch::Tensor ac = as_operand(a, &ta, &lda), bc = as_operand(b, &tb, &ldb);
   auto c = torch::empty({m, n}, a.options().memory_format(torch::MemoryFormat::Contiguous));
   const int status = sgemm(ta, tb, m, n, k, 1.0f, ac.data_ptr<float>(), lda,
                            bc.data_ptr<float>(), ldb, 0.0f, c.data_ptr<float>(), n);
