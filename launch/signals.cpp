@@ -1,10 +1,13 @@
 #include "launch/signals.h"
 
+#include <pthread.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <thread>
 
 #include "base/errors.h"
 #include "base/reading.h"
@@ -13,9 +16,13 @@
 namespace shardtune::launch {
 
 namespace {
-volatile std::sig_atomic_t g_stop_signal = 0;
-volatile std::sig_atomic_t g_rank = -1;
-volatile std::sig_atomic_t g_immediate = 0;
+// Lock-free atomics: safe to touch from the watcher thread and from a signal handler alike.
+std::atomic<int> g_stop_signal{0};
+std::atomic<int> g_rank{-1};
+std::atomic<bool> g_immediate{false};
+static_assert(std::atomic<int>::is_always_lock_free && std::atomic<bool>::is_always_lock_free);
+
+constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGUSR1};
 
 const char* signal_name(int sig) {
   switch (sig) {
@@ -30,13 +37,13 @@ const char* signal_name(int sig) {
   }
 }
 
-// Async-signal-safe: only write(2) and _exit(2).
-extern "C" void on_stop_signal(int sig) {
-  if (g_stop_signal == 0 && !g_immediate) {
-    g_stop_signal = sig;
-    return;
-  }
-  if (g_rank <= 0) {
+// What a stop signal does, on the watcher thread or in a handler: the first one only records
+// itself; a second one (or the first, after exit_on_first_signal) ends the process. Async-signal-
+// safe: only atomics, write(2) and _exit(2).
+void act_on_stop_signal(int sig) {
+  int none = 0;
+  if (!g_immediate.load() && g_stop_signal.compare_exchange_strong(none, sig)) return;
+  if (g_rank.load() <= 0) {
     char line[128] = "shardtune: error: stop signal (";
     std::strncat(line, signal_name(sig), 16);
     std::strncat(line, "): exiting at once, without a checkpoint\n", 64);
@@ -44,6 +51,24 @@ extern "C" void on_stop_signal(int sig) {
     (void)ignored;
   }
   ::_exit(128 + sig);
+}
+
+extern "C" void on_stop_signal(int sig) { act_on_stop_signal(sig); }
+
+sigset_t stop_signal_set() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : kStopSignals) sigaddset(&set, sig);
+  return set;
+}
+
+// The one thread that takes stop signals: every other thread blocks them (signals.h says why).
+void watch_stop_signals() {
+  const sigset_t set = stop_signal_set();
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&set, &sig) == 0) act_on_stop_signal(sig);
+  }
 }
 
 void put(const char* text) { (void)!::write(STDERR_FILENO, text, std::strlen(text)); }
@@ -82,33 +107,38 @@ void install_fault_report() {
 }
 
 void install_stop_signals() {
+  // The handler serves only threads that existed before the first call and so do not block the
+  // signals; on the thread that made that call it runs on the fault report's alternate stack.
   struct sigaction action {};
   action.sa_handler = on_stop_signal;
   sigemptyset(&action.sa_mask);
-  action.sa_flags = SA_RESTART;  // blocking calls (MPI progress, file I/O) resume after the handler
-  for (int sig : {SIGINT, SIGTERM, SIGUSR1}) sigaction(sig, &action, nullptr);
-  // A signal blocked by whoever started us would be lost until unblocked.
-  sigset_t set;
-  sigemptyset(&set);
-  for (int sig : {SIGINT, SIGTERM, SIGUSR1}) sigaddset(&set, sig);
-  sigprocmask(SIG_UNBLOCK, &set, nullptr);
+  action.sa_flags = SA_RESTART | SA_ONSTACK;  // blocking calls resume after the handler
+  for (int sig : kStopSignals) sigaction(sig, &action, nullptr);
+  static const bool watching = [] {
+    // Blocked here, before MPI, OpenMP or LibTorch start a thread: each thread inherits the mask,
+    // so a stop signal reaches the watcher's sigwait and never interrupts a compute thread. A
+    // signal blocked by whoever started us is taken by sigwait all the same.
+    const sigset_t set = stop_signal_set();
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    std::thread(watch_stop_signals).detach();
+    return true;
+  }();
+  (void)watching;
 }
 
-void set_signal_rank(int rank) { g_rank = rank; }
+void set_signal_rank(int rank) { g_rank.store(rank); }
 
 void exit_on_first_signal() {
-  g_immediate = 1;
-  if (g_stop_signal != 0) {
-    // One arrived already: treat it as the first of two.
-    on_stop_signal(g_stop_signal);
-  }
+  g_immediate.store(true);
+  // One arrived already: treat it as the first of two.
+  if (const int sig = g_stop_signal.load(); sig != 0) act_on_stop_signal(sig);
 }
 
-bool stop_requested() { return g_stop_signal != 0; }
+bool stop_requested() { return g_stop_signal.load() != 0; }
 
-int stop_signal() { return g_stop_signal; }
+int stop_signal() { return g_stop_signal.load(); }
 
-void clear_stop_request() { g_stop_signal = 0; }
+void clear_stop_request() { g_stop_signal.store(0); }
 
 void announce_stop(int signal, const char* what) {
   progress::clear();

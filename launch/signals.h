@@ -1,6 +1,12 @@
 // Stopping a run with a signal (docs/reliability.md, "Stopping a job").
 //
-// SIGINT, SIGTERM and SIGUSR1 are handled from the start of an MPI command (before MPI_Init):
+// SIGINT, SIGTERM and SIGUSR1 are handled from the start of an MPI command (before MPI_Init) by
+// one watcher thread that takes them with sigwait(3); every other thread blocks them. No signal
+// handler ever runs on a compute thread: oneDNN's JIT fp32 GEMM points the stack pointer into heap
+// memory while it runs (oneDNN issue 4845, fixed in 3.11.2; Debian 12 ships 2.7), so a handler
+// there writes its signal frame over the heap (the CI failure of 2026-12-02, reproduced by
+// tests/test_signals.cpp). They are process-directed signals (kill, mpirun, srun, scancel, Ctrl-C);
+// one sent to a single thread (raise, pthread_kill) stays pending.
 //  - the first one only sets a flag. Set-up is abandoned at the end of its current phase (every
 //    set-up phase ends in an all-reduce that carries the flag: launch/agree.h); training stops
 //    after the step in flight (every step boundary carries it too), every rank at the same step,
@@ -27,8 +33,11 @@ inline constexpr int kStoppedExitCode = 75;
 // replaces no handler already set); idempotent.
 void install_fault_report();
 
-// Installs the handlers (idempotent; also re-installs them after MPI_Init, which must not have
-// replaced them). Other signals keep their default behaviour.
+// The first call blocks the stop signals in the calling thread, before any other thread starts
+// (threads inherit the mask; so would a program it exec'd), and starts the watcher. Every call
+// (re-)installs a handler that acts the same way, for threads older than the first call (call it
+// again after MPI_Init, which must not have replaced it). Other signals keep their default
+// behaviour.
 void install_stop_signals();
 // The rank that speaks for the job when a second signal ends it (-1 = unknown yet: every process
 // speaks).

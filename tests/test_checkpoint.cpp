@@ -3,13 +3,16 @@
 // model mismatches, exact resume of the in-process Trainer, the stop signal, and strategy-aware
 // contents (LoRA: adapters only, on the seeded base; Freeze: unfrozen blocks on an init_from base).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <thread>
 
 #include "base/errors.h"
 #include "io/checkpoint.h"
@@ -332,9 +335,15 @@ TEST(CheckpointTrainer, StopSignalCheckpointsAndReturns) {
   c.checkpoint.dir = dir + "/ckpt";
   launch::install_stop_signals();
   launch::TestHooks hooks;
-  // Arrives while step 2 is being prepared: the step boundary stops training after step 1.
+  // Arrives while step 2 is being prepared: the step boundary stops training after step 1. Sent
+  // to the process, as launchers do; the watcher thread records it (launch/signals.h).
   hooks.before_step = [](int64_t step) {
-    if (step == 2) std::raise(SIGUSR1);
+    if (step != 2) return;
+    ::kill(::getpid(), SIGUSR1);
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!launch::stop_requested() && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
   };
   launch::Trainer t(c, grid, hooks);
   const auto losses = t.train();
