@@ -377,6 +377,51 @@ TEST(OneDnnGemm, MixedLinearFollowsTheSwitch) {
   kernels::set_onednn_fp32_gemm(before);
 }
 
+TEST(OneDnnGemm, BatchedProductsOfEveryLayoutMatchMatmul) {
+  const int64_t B = 2, H = 3, m = 7, k = 5, n = 4;
+  auto a = randn({B, H, m, k}, 90), b = randn({B, H, k, n}, 91);
+  auto ref = torch::matmul(a.to(torch::kDouble), b.to(torch::kDouble)).to(torch::kFloat);
+  // Contiguous; transposed matrices; heads split out of a [B, m, H, k] projection (strided leading
+  // dims, row stride H * k).
+  const torch::Tensor as[] = {a, a.transpose(-2, -1).contiguous().transpose(-2, -1),
+                              a.transpose(1, 2).contiguous().transpose(1, 2)};
+  const torch::Tensor bs[] = {b, b.transpose(-2, -1).contiguous().transpose(-2, -1),
+                              b.transpose(1, 2).contiguous().transpose(1, 2)};
+  for (const auto& x : as) {
+    for (const auto& y : bs) {
+      auto c = kernels::bmm_f32(x, y);
+      EXPECT_TRUE(c.is_contiguous());
+      expect_close(c, ref, 1e-5, "layouts");
+    }
+  }
+  // A leading dim broadcast with stride 0, a 3-D batch, and a layout that needs a copy.
+  auto shared = randn({B, 1, k, n}, 92).expand({B, H, k, n});
+  expect_close(kernels::bmm_f32(a, shared), torch::matmul(a, shared), 1e-5, "stride 0");
+  expect_close(kernels::bmm_f32(a[0], b[0]), torch::matmul(a[0], b[0]), 1e-5, "3-D");
+  auto every_other = randn({B, H, m, 2 * k}, 93).slice(3, 0, 2 * k, 2);
+  expect_close(kernels::bmm_f32(every_other, b), torch::matmul(every_other, b), 1e-5, "copied");
+  EXPECT_EQ(kernels::bmm_f32(torch::zeros({2, 0, 4}), torch::zeros({2, 4, 3})).sizes(),
+            torch::IntArrayRef({2, 0, 3}));
+  EXPECT_THROW(kernels::bmm_f32(a, b[0]), c10::Error);
+  EXPECT_THROW(kernels::bmm_f32(a, randn({B, 2, k, n}, 94)), c10::Error);
+  EXPECT_THROW(kernels::bmm_f32(a[0][0], b[0][0]), c10::Error);
+}
+
+TEST(OneDnnGemm, BatchedProductGradientsMatchMatmul) {
+  auto a = randn({2, 3, 9, 6}, 95).requires_grad_();
+  auto b = randn({2, 3, 6, 11}, 96).requires_grad_();
+  auto dy = randn({2, 3, 9, 11}, 97);
+  auto g_ref = torch::autograd::grad({torch::matmul(a, b)}, {a, b}, {dy});
+  auto y = kernels::matmul_f32(a, b);
+  EXPECT_NE(y.grad_fn()->name().find("BmmF32Fn"), std::string::npos) << y.grad_fn()->name();
+  auto g = torch::autograd::grad({y}, {a, b}, {dy});
+  expect_close(g[0], g_ref[0], 1e-5, "da");
+  expect_close(g[1], g_ref[1], 1e-5, "db");
+  // Only one side needs a gradient.
+  auto g_b = torch::autograd::grad({kernels::matmul_f32(a.detach(), b)}, {b}, {dy});
+  expect_close(g_b[0], g_ref[1], 1e-5, "db alone");
+}
+
 // ---- RoPE ---------------------------------------------------------------------------------------
 
 TEST(FusedRope, MatchesApplyRotaryForTransposedHeadsAndBothTableShapes) {
@@ -408,8 +453,10 @@ TEST(FusedRope, MatchesApplyRotaryForTransposedHeadsAndBothTableShapes) {
 
 // ---- causal attention -------------------------------------------------------------------------------
 
+// Both product paths: LibTorch's matmul and oneDNN's (the switch [train] kernels = fused sets).
 TEST(FusedCausalAttention, MatchesAttentionWithCausalBiasIncludingAPrefix) {
   const int64_t B = 2, H = 3, T = 21, d = 8;
+  const bool before = kernels::onednn_fp32_gemm();
   for (int64_t prefix : {0, 5}) {
     auto q = randn({B, H, T, d}, 40).requires_grad_();
     auto k = randn({B, H, prefix + T, d}, 41).requires_grad_();
@@ -419,14 +466,20 @@ TEST(FusedCausalAttention, MatchesAttentionWithCausalBiasIncludingAPrefix) {
     auto ref = core::attention(q, k, v, bias, 0.0, true);
     auto dy = randn({B, H, T, d}, 43);
     auto g_ref = torch::autograd::grad({ref}, {q, k, v}, {dy});
-    auto out = kernels::causal_attention(q, k, v, prefix);
-    expect_close(out, ref, 2e-6, "out, prefix " + std::to_string(prefix));
-    auto g = torch::autograd::grad({out}, {q, k, v}, {dy});
-    for (int i = 0; i < 3; ++i) {
-      expect_close(g[i], g_ref[i], 2e-6, "grad " + std::to_string(i) + ", prefix " +
-                                             std::to_string(prefix));
+    for (bool onednn : {false, true}) {
+      kernels::set_onednn_fp32_gemm(onednn);
+      const std::string path =
+          std::string(onednn ? "oneDNN" : "matmul") + ", prefix " + std::to_string(prefix);
+      auto out = kernels::causal_attention(q, k, v, prefix);
+      EXPECT_EQ(out.grad_fn()->name().find("BmmF32Fn") != std::string::npos, onednn) << path;
+      expect_close(out, ref, 2e-6, "out, " + path);
+      auto g = torch::autograd::grad({out}, {q, k, v}, {dy});
+      for (int i = 0; i < 3; ++i) {
+        expect_close(g[i], g_ref[i], 2e-6, "grad " + std::to_string(i) + ", " + path);
+      }
     }
   }
+  kernels::set_onednn_fp32_gemm(before);
 }
 
 TEST(FusedCausalAttention, Bf16MatchesAttentionInBf16) {

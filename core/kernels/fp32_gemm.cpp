@@ -1,5 +1,6 @@
 // fp32 GEMMs through oneDNN's sgemm (fused_ops.h "fp32 GEMM"): the symbol lookup, the strided
-// 2-D product and the linear layer built on it.
+// 2-D and batched products, the linear layer and the batched product with their backward.
+#include <ATen/Parallel.h>
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -42,16 +43,18 @@ DnnlSgemm dnnl_sgemm() {
 
 std::atomic<bool> g_onednn_fp32{false};
 
-// How oneDNN reads a 2-D fp32 operand of `rows` x `cols` in place: 'N' with the row stride, 'T'
-// with the column stride (a transposed view), or 0 when neither fits (a copy is needed).
+// How oneDNN reads each [rows, cols] matrix of an fp32 operand (its last two dims) in place: 'N'
+// with the row stride, 'T' with the column stride (a transposed view), or 0 when neither fits (a
+// copy is needed).
 char layout_of(const torch::Tensor& t, int64_t* ld) {
-  const int64_t rows = t.size(0), cols = t.size(1);
-  if (t.stride(1) == 1 && t.stride(0) >= std::max<int64_t>(1, cols)) {
-    *ld = t.stride(0);
+  const int64_t rows = t.size(-2), cols = t.size(-1);
+  const int64_t row_stride = t.stride(-2), col_stride = t.stride(-1);
+  if (col_stride == 1 && row_stride >= std::max<int64_t>(1, cols)) {
+    *ld = row_stride;
     return 'N';
   }
-  if (t.stride(0) == 1 && t.stride(1) >= std::max<int64_t>(1, rows)) {
-    *ld = t.stride(1);
+  if (row_stride == 1 && col_stride >= std::max<int64_t>(1, rows)) {
+    *ld = col_stride;
     return 'T';
   }
   return 0;
@@ -65,6 +68,22 @@ torch::Tensor as_operand(const torch::Tensor& t, char* trans, int64_t* ld) {
   auto c = t.contiguous();
   *trans = layout_of(c, ld);
   return c;
+}
+
+void check_f32_cpu(const char* what, const torch::Tensor& a, const torch::Tensor& b) {
+  TORCH_CHECK(a.scalar_type() == torch::kFloat && b.scalar_type() == torch::kFloat &&
+                  a.device().is_cpu() && b.device().is_cpu(),
+              what, ": fp32 CPU operands expected");
+}
+
+// Element offset of matrix `i` (row-major over the leading dims) of `t`.
+int64_t matrix_offset(const torch::Tensor& t, int64_t i) {
+  int64_t offset = 0;
+  for (int64_t d = t.dim() - 3; d >= 0; --d) {
+    offset += (i % t.size(d)) * t.stride(d);
+    i /= t.size(d);
+  }
+  return offset;
 }
 
 struct LinearF32Fn : torch::autograd::Function<LinearF32Fn> {
@@ -97,6 +116,22 @@ struct LinearF32Fn : torch::autograd::Function<LinearF32Fn> {
   }
 };
 
+struct BmmF32Fn : torch::autograd::Function<BmmF32Fn> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& a,
+                               const torch::Tensor& b) {
+    ctx->save_for_backward({a, b});
+    return bmm_f32(a, b);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grad) {
+    auto saved = ctx->get_saved_variables();
+    const auto& g = grad[0];
+    torch::Tensor da, db;
+    if (ctx->needs_input_grad(0)) da = bmm_f32(g, saved[1].transpose(-2, -1));
+    if (ctx->needs_input_grad(1)) db = bmm_f32(saved[0].transpose(-2, -1), g);
+    return {da, db};
+  }
+};
+
 }  // namespace
 
 bool onednn_sgemm_available() { return dnnl_sgemm() != nullptr; }
@@ -108,9 +143,7 @@ bool onednn_fp32_gemm() { return g_onednn_fp32.load(); }
 torch::Tensor mm_f32(const torch::Tensor& a, const torch::Tensor& b) {
   TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(0),
               "mm_f32: [m, k] x [k, n] expected, got ", a.sizes(), " and ", b.sizes());
-  TORCH_CHECK(a.scalar_type() == torch::kFloat && b.scalar_type() == torch::kFloat &&
-                  a.device().is_cpu() && b.device().is_cpu(),
-              "mm_f32: fp32 CPU operands expected");
+  check_f32_cpu("mm_f32", a, b);
   const DnnlSgemm sgemm = dnnl_sgemm();
   const int64_t m = a.size(0), k = a.size(1), n = b.size(1);
   if (sgemm == nullptr || m == 0 || n == 0 || k == 0) return torch::mm(a, b);
@@ -125,10 +158,48 @@ torch::Tensor mm_f32(const torch::Tensor& a, const torch::Tensor& b) {
   return c;
 }
 
+torch::Tensor bmm_f32(const torch::Tensor& a, const torch::Tensor& b) {
+  TORCH_CHECK(a.dim() >= 3 && a.dim() == b.dim() && a.size(-1) == b.size(-2) &&
+                  a.sizes().slice(0, a.dim() - 2) == b.sizes().slice(0, b.dim() - 2),
+              "bmm_f32: [..., m, k] x [..., k, n] with the same leading dims expected, got ",
+              a.sizes(), " and ", b.sizes());
+  check_f32_cpu("bmm_f32", a, b);
+  const DnnlSgemm sgemm = dnnl_sgemm();
+  const int64_t m = a.size(-2), k = a.size(-1), n = b.size(-1);
+  if (sgemm == nullptr || a.numel() == 0 || b.numel() == 0) return torch::matmul(a, b);
+  int64_t lda = 0, ldb = 0;
+  char ta = 0, tb = 0;
+  const torch::Tensor ac = as_operand(a, &ta, &lda), bc = as_operand(b, &tb, &ldb);
+  auto sizes = a.sizes().vec();
+  sizes.back() = n;
+  auto c = torch::empty(sizes, a.options().memory_format(torch::MemoryFormat::Contiguous));
+  const int64_t batch = c.numel() / (m * n);
+  const float* pa = ac.data_ptr<float>();
+  const float* pb = bc.data_ptr<float>();
+  float* pc = c.data_ptr<float>();
+  // One matrix per task: a single attention head's product is too small to split across threads
+  // (oneDNN runs single-threaded inside a parallel region).
+  std::atomic<int> failed{0};
+  at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int status = sgemm(ta, tb, m, n, k, 1.0f, pa + matrix_offset(ac, i), lda,
+                               pb + matrix_offset(bc, i), ldb, 0.0f, pc + i * m * n, n);
+      if (status != 0) failed.store(status);
+    }
+  });
+  TORCH_CHECK(failed.load() == 0, "bmm_f32: oneDNN sgemm failed with status ", failed.load(),
+              " for ", a.sizes(), " x ", b.sizes());
+  return c;
+}
+
 torch::Tensor linear_f32(const torch::Tensor& x, const torch::Tensor& weight,
                          const torch::Tensor& bias) {
   return LinearF32Fn::apply(x, weight,
                             bias.defined() ? c10::optional<torch::Tensor>(bias) : c10::nullopt);
+}
+
+torch::Tensor matmul_f32(const torch::Tensor& a, const torch::Tensor& b) {
+  return BmmF32Fn::apply(a, b);
 }
 
 }  // namespace shardtune::kernels

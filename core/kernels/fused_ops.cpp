@@ -391,6 +391,12 @@ torch::Tensor causal_softmax_(torch::Tensor scores, double scale, int64_t prefix
 torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k,
                                const torch::Tensor& v, int64_t prefix) {
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  // fp32 with the oneDNN switch on: both products (and their backward) on oneDNN's sgemm, one
+  // head per task, reading the transposed and head-split views in place.
+  if (onednn_fp32_gemm() && q.scalar_type() == torch::kFloat && q.device().is_cpu()) {
+    auto scores = matmul_f32(q, k.transpose(-2, -1));
+    return matmul_f32(causal_softmax_(scores, scale, prefix), v);
+  }
   auto scores = torch::matmul(q, k.transpose(-2, -1)).contiguous();
   return torch::matmul(causal_softmax_(scores, scale, prefix), v);
 }

@@ -103,7 +103,7 @@ torch::Tensor to_f32(const torch::Tensor& x);
 // for the CPU it runs on and measured 1.4-2.9x OpenBLAS's rate with that variable and 0.86-2.1x
 // without it at the shapes of a training step (docs/benchmarks-profile.md).
 // set_onednn_fp32_gemm(true) (process-wide; core::TrainingStep sets it from [train] kernels =
-// fused) routes core::mixed_linear's fp32 products here; it stays off when no oneDNN sgemm symbol
+// fused) routes core::mixed_linear's fp32 products and causal_attention's here; it stays off when no oneDNN sgemm symbol
 // can be found (a LibTorch with oneDNN linked in statically), and everything then uses torch::mm.
 // Results agree with torch::mm to fp32 rounding (sums run in another order), not bitwise.
 bool onednn_sgemm_available();
@@ -113,6 +113,12 @@ bool onednn_fp32_gemm();
 // transposed view (no copy). torch::mm when oneDNN is not available (whatever the switch says:
 // the switch selects callers, not this function).
 torch::Tensor mm_f32(const torch::Tensor& a, const torch::Tensor& b);
+// a [..., m, k] @ b [..., k, n] -> a new contiguous [..., m, n] (the same leading dims, any strides
+// over them, 0 included; the last two as for mm_f32): one oneDNN sgemm per matrix, the matrices
+// spread over LibTorch's threads. torch::matmul when oneDNN is not available.
+torch::Tensor bmm_f32(const torch::Tensor& a, const torch::Tensor& b);
+// bmm_f32 with its backward (da = g b^T, db = a^T g, each only when needed).
+torch::Tensor matmul_f32(const torch::Tensor& a, const torch::Tensor& b);
 // y = x W^T + b over the last dim of x (fp32), with its backward (dx = g W, dW = g^T x, db = sum g)
 // on mm_f32; gradients of inputs that need none are not computed.
 torch::Tensor linear_f32(const torch::Tensor& x, const torch::Tensor& weight,
@@ -126,7 +132,7 @@ torch::Tensor linear_f32(const torch::Tensor& x, const torch::Tensor& weight,
 torch::Tensor causal_softmax_(torch::Tensor scores, double scale, int64_t prefix);
 
 // softmax(q k^T / sqrt(d) + causal mask) v for q [B, H, T, d], k/v [B, H, P + T, d], no padding:
-// two batched GEMMs around causal_softmax_. Equals core::attention with a causal bias (which, in
+// two batched GEMMs around causal_softmax_ (on matmul_f32 in fp32 when the oneDNN switch is on). Equals core::attention with a causal bias (which, in
 // bf16, also computes the softmax in fp32 and rounds the probabilities to bf16).
 torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k,
                                const torch::Tensor& v, int64_t prefix);
