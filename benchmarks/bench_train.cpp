@@ -1,5 +1,5 @@
-// Training throughput benchmark: tokens/s and MFU of a ShardTune training step against the fp32
-// GEMM rate LibTorch reaches on this machine, measured in the same run; under mpirun also the
+// Training throughput benchmark: tokens/s and MFU of a ShardTune training step against the GEMM
+// rate (in the run's dtype) this machine reaches, measured in the same run; under mpirun also the
 // layout (--parallel.tp, dp = world / tp), peak memory per rank and the communication volume of a
 // step on each axis next to the Megatron formula (docs/benchmarks.md, docs/parallelism.md).
 //
@@ -31,13 +31,16 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// fp32 GEMM rate of an n x n product: the faster of LibTorch's mm (the BLAS) and oneDNN's sgemm,
-// which the training step's fp32 linear layers use (core/kernels/fused_ops.h).
-double gemm_gflops(int64_t n, int reps) {
-  auto a = torch::randn({n, n});
-  auto b = torch::randn({n, n});
+// GEMM rate of an n x n product in the run's dtype, the peak that MFU divides by. fp32: the faster
+// of LibTorch's mm (the BLAS) and oneDNN's sgemm, which the training step's fp32 linear layers use
+// (core/kernels/fused_ops.h); bf16: LibTorch's bf16 mm (oneDNN), which its bf16 products use.
+double gemm_gflops(int64_t n, int reps, bool bf16) {
+  const auto opts = torch::TensorOptions().dtype(bf16 ? torch::kBFloat16 : torch::kFloat);
+  auto a = torch::randn({n, n}).to(opts);
+  auto b = torch::randn({n, n}).to(opts);
   double best = 0;
   for (bool onednn : {false, true}) {
+    if (onednn && bf16) break;
     auto mm = [&] { return onednn ? kernels::mm_f32(a, b) : torch::mm(a, b); };
     auto c = mm();  // warm-up
     const auto t0 = Clock::now();
@@ -110,7 +113,8 @@ int main(int argc, char** argv) {
                                  (label == "tp" ? tp_count : dp_count) = counted.get();
                                  return std::shared_ptr<parallel::Communicator>(counted);
                                });
-  const double peak = gemm_gflops(2048, 10);
+  const bool bf16 = c.train.dtype == "bf16";
+  const double peak = gemm_gflops(2048, 10, bf16);
   launch::Trainer trainer(c, grid);
   trainer.step();  // warm-up (allocations, first-touch)
   if (tp_count) tp_count->reset();
@@ -141,13 +145,14 @@ int main(int argc, char** argv) {
     std::printf(
         "{\"params\": %lld, \"world\": %d, \"tp\": %d, \"dp\": %d, \"threads\": %d, "
         "\"global_batch\": %lld, \"tokens_per_s\": %.1f, \"step_s\": %.3f, "
-        "\"model_gflops\": %.1f, \"gemm_gflops_per_rank\": %.1f, \"mfu\": %.3f, "
+        "\"model_gflops\": %.1f, \"gemm_dtype\": \"%s\", \"gemm_gflops_per_rank\": %.1f, "
+        "\"mfu\": %.3f, "
         "\"peak_rss_mb_rank0\": %.1f, \"peak_rss_mb_max\": %.1f, \"tp_comm\": %s, "
         "\"tp_megatron_allreduce_mb_per_step\": %.2f, \"dp_comm\": %s}\n",
         static_cast<long long>(core::parameter_count(c.model)), mpi.world_size(), grid.dims().tp,
         grid.dims().dp, mpi.threads(), static_cast<long long>(c.train.global_batch), tps,
-        s / steps, flops / 1e9, peak, flops / 1e9 / (peak * mpi.world_size()), own_rss / 1e6,
-        rss.item<double>() / 1e6, counts_json(tp_count, steps).c_str(), megatron_tp_mb,
+        s / steps, flops / 1e9, bf16 ? "bf16" : "fp32", peak,
+        flops / 1e9 / (peak * mpi.world_size()), own_rss / 1e6, rss.item<double>() / 1e6, counts_json(tp_count, steps).c_str(), megatron_tp_mb,
         counts_json(dp_count, steps).c_str());
   }
   return 0;
