@@ -7,6 +7,7 @@
 
 #include "base/errors.h"
 #include "base/strings.h"
+#include "core/layers.h"
 #include "core/model.h"
 
 namespace shardtune::strategies {
@@ -57,14 +58,16 @@ void LoraAdapter::initialise(const std::string& prefix, uint64_t seed) {
 }
 
 torch::Tensor LoraAdapter::delta(const torch::Tensor& x) {
-  namespace F = torch::nn::functional;
+  // The adapter products are fp32 (bf16 runs hand adapters fp32 inputs, core/layers.cpp), on
+  // oneDNN with kernels = fused like the base layers' (core::mixed_linear).
+  using core::mixed_linear;
   if (merged_) return torch::zeros({}, x.options());
   const auto& tp = base_.tp;
   const bool drop = dropout_ > 0.0 && is_training();
   switch (base_.kind) {
     case core::LinearKind::kColumn: {
-      auto h = F::linear(drop ? torch::dropout(x, dropout_, true) : x, A);
-      return F::linear(parallel::copy_to_tp(h, tp), B) * scale;
+      auto h = mixed_linear(drop ? torch::dropout(x, dropout_, true) : x, A);
+      return mixed_linear(parallel::copy_to_tp(h, tp), B) * scale;
     }
     case core::LinearKind::kRow: {
       torch::Tensor xd = x;
@@ -75,15 +78,15 @@ torch::Tensor LoraAdapter::delta(const torch::Tensor& x) {
       } else if (drop) {
         xd = torch::dropout(x, dropout_, true);
       }
-      return F::linear(parallel::reduce_from_tp(F::linear(xd, A), tp), B) * scale;
+      return mixed_linear(parallel::reduce_from_tp(mixed_linear(xd, A), tp), B) * scale;
     }
     case core::LinearKind::kReplicated:
       break;
   }
   auto xd = drop ? torch::dropout(x, dropout_, true) : x;
-  if (!base_.grad_sum_over_tp) return F::linear(F::linear(xd, A), B) * scale;
-  auto h = F::linear(parallel::copy_to_tp(xd, tp), parallel::copy_to_tp(A, tp));
-  return F::linear(h, parallel::copy_to_tp(B, tp)) * scale;
+  if (!base_.grad_sum_over_tp) return mixed_linear(mixed_linear(xd, A), B) * scale;
+  auto h = mixed_linear(parallel::copy_to_tp(xd, tp), parallel::copy_to_tp(A, tp));
+  return mixed_linear(h, parallel::copy_to_tp(B, tp)) * scale;
 }
 
 torch::Tensor LoraAdapter::delta_weight() const {

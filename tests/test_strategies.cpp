@@ -6,6 +6,7 @@
 #include <map>
 
 #include "base/errors.h"
+#include "core/kernels/fused_ops.h"
 #include "core/loss.h"
 #include "core/model.h"
 #include "launch/cmd_export.h"
@@ -187,6 +188,40 @@ TEST(Lora, RsLoraScaleAndInitIsKaimingUniform) {
   EXPECT_LE(a.abs().max().item<double>(), bound);
   EXPECT_GT(a.abs().max().item<double>(), 0.8 * bound);
   EXPECT_EQ(model->named_parameters()["model.layers.0.self_attn.q_proj.lora.B"].abs().sum().item<double>(), 0.0);
+}
+
+// kernels = fused runs the adapter products on oneDNN (core::mixed_linear), as it does the base
+// layers': same values and gradients as LibTorch's linear, to fp32 rounding.
+TEST(Lora, AdapterProductsFollowTheOneDnnSwitch) {
+  auto model = core::build_model(llama_config(), 1);
+  applied("lora", {{"target_modules", "all-linear"}, {"dropout", "0"}}, *model);
+  auto module = model->named_modules()["model.layers.0.mlp.down_proj.lora"];
+  auto adapter = std::dynamic_pointer_cast<strategies::LoraAdapter>(module);
+  ASSERT_TRUE(adapter);
+  auto params = adapter->named_parameters();
+  {
+    torch::NoGradGuard no_grad;
+    params["B"].normal_(0.0, 0.05);
+  }
+  torch::manual_seed(3);
+  auto x = torch::randn({2, 5, params["A"].size(1)}).requires_grad_();
+  auto dy = torch::randn({2, 5, params["B"].size(0)});
+  const bool before = kernels::onednn_fp32_gemm();
+  std::vector<std::vector<torch::Tensor>> runs;
+  for (bool onednn : {false, true}) {
+    kernels::set_onednn_fp32_gemm(onednn);
+    auto y = adapter->delta(x);
+    // delta = product * scale: the product's node is the one the switch picks.
+    const auto product = y.grad_fn()->next_edges()[0].function->name();
+    EXPECT_EQ(product.find("LinearF32Fn") != std::string::npos, onednn) << product;
+    auto g = torch::autograd::grad({y}, {x, params["A"], params["B"]}, {dy});
+    g.insert(g.begin(), y.detach());
+    runs.push_back(g);
+  }
+  kernels::set_onednn_fp32_gemm(before);
+  for (size_t i = 0; i < runs[0].size(); ++i) {
+    EXPECT_TRUE(torch::allclose(runs[1][i], runs[0][i], 1e-5, 1e-6)) << "output/gradient " << i;
+  }
 }
 
 // ---- P-tuning v2 -------------------------------------------------------------------------------
