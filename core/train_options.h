@@ -71,7 +71,8 @@ struct TrainOptions : base::FieldList<TrainOptions> {
     v("max_nonfinite_steps", c.max_nonfinite_steps,
       "with on_nonfinite=skip: stop after this many non-finite steps in a row");
     v("kernels", c.kernels,
-      "fused (core/kernels' fused CPU operators, fp32 linear layers on oneDNN's sgemm) | "
+      "fused (core/kernels' fused CPU operators; fp32 linear layers, LoRA adapters and "
+      "attention products on oneDNN's sgemm) | "
       "reference (the unfused LibTorch expressions and LibTorch's mm)");
     v("dtype", c.dtype,
       "fp32 | bf16 (bf16 compute; fp32 master weights, AdamW state, norms, softmax, loss and "
