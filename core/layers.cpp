@@ -57,8 +57,15 @@ torch::Tensor LinearImpl::with_adapters(torch::Tensor y, const torch::Tensor& x)
     return y;
   }
   const auto out_dtype = y.scalar_type();
-  const auto xf = x.to(torch::kFloat);
-  for (auto& a : adapters_) y = y + a->delta(xf);  // promotes to fp32
+  torch::Tensor xf;
+  for (auto& a : adapters_) {
+    if (a->computes_in_bf16()) {
+      y = y + a->delta(x);
+      continue;
+    }
+    if (!xf.defined()) xf = x.to(torch::kFloat);
+    y = y + a->delta(xf);  // promotes to fp32
+  }
   return y.to(out_dtype);
 }
 

@@ -41,6 +41,11 @@ class LinearImpl;
 class LinearAdapter : public torch::nn::Module {
  public:
   virtual torch::Tensor delta(const torch::Tensor& x) = 0;
+  // In a bf16 run (x in bf16): true, delta takes x as it is and computes in bf16 itself (fp32
+  // master weights through mixed_linear, as the base layers do); false (the default, for adapters
+  // written with fp32 operations), delta is given x promoted to fp32 and the sum is rounded to
+  // the layer's output dtype once.
+  virtual bool computes_in_bf16() const { return false; }
 };
 
 class LinearImpl : public torch::nn::Module, public ShardedModule {

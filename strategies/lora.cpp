@@ -58,8 +58,9 @@ void LoraAdapter::initialise(const std::string& prefix, uint64_t seed) {
 }
 
 torch::Tensor LoraAdapter::delta(const torch::Tensor& x) {
-  // The adapter products are fp32 (bf16 runs hand adapters fp32 inputs, core/layers.cpp), on
-  // oneDNN with kernels = fused like the base layers' (core::mixed_linear).
+  // The adapter products run as the base layers' do (core::mixed_linear): in bf16 on bf16 copies
+  // of A and B in a bf16 run, on oneDNN's sgemm in fp32 with kernels = fused. Gradients of A and B
+  // are fp32.
   using core::mixed_linear;
   if (merged_) return torch::zeros({}, x.options());
   const auto& tp = base_.tp;
@@ -78,7 +79,9 @@ torch::Tensor LoraAdapter::delta(const torch::Tensor& x) {
       } else if (drop) {
         xd = torch::dropout(x, dropout_, true);
       }
-      return mixed_linear(parallel::reduce_from_tp(mixed_linear(xd, A), tp), B) * scale;
+      // The partial sums are reduced in fp32, as the base row layer's are.
+      auto h = parallel::reduce_from_tp(mixed_linear(xd, A).to(torch::kFloat), tp);
+      return mixed_linear(h.to(x.scalar_type()), B) * scale;
     }
     case core::LinearKind::kReplicated:
       break;

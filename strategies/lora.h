@@ -41,6 +41,7 @@ class LoraAdapter final : public core::LinearAdapter, public core::ShardedModule
   // `base` owns this adapter (Linear::add_adapter) and outlives it.
   LoraAdapter(core::LinearImpl& base, int64_t r, double scale, double dropout);
   torch::Tensor delta(const torch::Tensor& x) override;
+  bool computes_in_bf16() const override { return true; }
   core::ShardSpec shard_spec(const std::string& param_name) const override;
   // Deterministic init: full tensors from named streams of `seed` (names: "<prefix>A", "<prefix>B"),
   // this rank keeps its slice.

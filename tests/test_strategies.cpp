@@ -224,6 +224,39 @@ TEST(Lora, AdapterProductsFollowTheOneDnnSwitch) {
   }
 }
 
+// In a bf16 run the layer hands LoRA its bf16 input (computes_in_bf16): bf16 products on bf16
+// copies of A and B, fp32 gradients for them, within bf16 rounding of the fp32 adapter.
+TEST(Lora, Bf16InputsComputeInBf16WithFp32Gradients) {
+  auto model = core::build_model(llama_config(), 1);
+  applied("lora", {{"target_modules", "all-linear"}, {"dropout", "0"}}, *model);
+  auto module = model->named_modules()["model.layers.0.self_attn.q_proj.lora"];
+  auto adapter = std::dynamic_pointer_cast<strategies::LoraAdapter>(module);
+  ASSERT_TRUE(adapter);
+  EXPECT_TRUE(adapter->computes_in_bf16());
+  auto params = adapter->named_parameters();
+  {
+    torch::NoGradGuard no_grad;
+    params["B"].normal_(0.0, 0.05);
+  }
+  torch::manual_seed(4);
+  auto x = torch::randn({2, 5, params["A"].size(1)});
+  auto dy = torch::randn({2, 5, params["B"].size(0)});
+  auto ref = adapter->delta(x);
+  auto g_ref = torch::autograd::grad({ref}, {params["A"], params["B"]}, {dy});
+  auto y = adapter->delta(x.to(torch::kBFloat16));
+  EXPECT_EQ(y.scalar_type(), torch::kBFloat16);
+  const auto product = y.grad_fn()->next_edges()[0].function->name();
+  EXPECT_NE(product.find("LinearBf16Fn"), std::string::npos) << product;
+  auto g = torch::autograd::grad({y}, {params["A"], params["B"]}, {dy.to(torch::kBFloat16)});
+  const double scale = ref.abs().max().item<double>();
+  EXPECT_LE((y.to(torch::kFloat) - ref).abs().max().item<double>(), 2e-2 * scale);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(g[i].scalar_type(), torch::kFloat) << i;
+    const double gs = g_ref[i].abs().max().item<double>();
+    EXPECT_LE((g[i] - g_ref[i]).abs().max().item<double>(), 2e-2 * gs) << "gradient " << i;
+  }
+}
+
 // ---- P-tuning v2 -------------------------------------------------------------------------------
 
 TEST(PtuningV2, GradientsOnlyInPrefixAndRemovedPrefixIsBase) {
