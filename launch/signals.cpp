@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <system_error>
 #include <thread>
 
 #include "base/errors.h"
@@ -107,8 +108,8 @@ void install_fault_report() {
 }
 
 void install_stop_signals() {
-  // The handler serves only threads that existed before the first call and so do not block the
-  // signals; on the thread that made that call it runs on the fault report's alternate stack.
+  // The handler serves only threads that existed before the first call (they do not block the
+  // signals); SA_ONSTACK puts its frame on such a thread's alternate stack where it has one.
   struct sigaction action {};
   action.sa_handler = on_stop_signal;
   sigemptyset(&action.sa_mask);
@@ -120,7 +121,13 @@ void install_stop_signals() {
     // signal blocked by whoever started us is taken by sigwait all the same.
     const sigset_t set = stop_signal_set();
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
-    std::thread(watch_stop_signals).detach();
+    try {
+      std::thread(watch_stop_signals).detach();
+    } catch (const std::system_error&) {
+      // No thread to be had (resource limits): the handler takes them on this thread instead.
+      pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+      return false;
+    }
     return true;
   }();
   (void)watching;
