@@ -190,19 +190,32 @@ TEST(Lora, RsLoraScaleAndInitIsKaimingUniform) {
   EXPECT_EQ(model->named_parameters()["model.layers.0.self_attn.q_proj.lora.B"].abs().sum().item<double>(), 0.0);
 }
 
+namespace {
+
+// The LoRA adapter of one Linear of a fresh llama (all-linear, no dropout), B drawn so that the
+// adapter matters; the model that owns it lives as long as this.
+struct DrawnAdapter {
+  explicit DrawnAdapter(const std::string& linear) {
+    applied("lora", {{"target_modules", "all-linear"}, {"dropout", "0"}}, *model);
+    adapter = std::dynamic_pointer_cast<strategies::LoraAdapter>(
+        model->named_modules()[linear + ".lora"]);
+    if (!adapter) return;
+    torch::NoGradGuard no_grad;
+    adapter->named_parameters()["B"].normal_(0.0, 0.05);
+  }
+  decltype(core::build_model(llama_config(), 1)) model = core::build_model(llama_config(), 1);
+  std::shared_ptr<strategies::LoraAdapter> adapter;
+};
+
+}  // namespace
+
 // kernels = fused runs the adapter products on oneDNN (core::mixed_linear), as it does the base
 // layers': same values and gradients as LibTorch's linear, to fp32 rounding.
 TEST(Lora, AdapterProductsFollowTheOneDnnSwitch) {
-  auto model = core::build_model(llama_config(), 1);
-  applied("lora", {{"target_modules", "all-linear"}, {"dropout", "0"}}, *model);
-  auto module = model->named_modules()["model.layers.0.mlp.down_proj.lora"];
-  auto adapter = std::dynamic_pointer_cast<strategies::LoraAdapter>(module);
-  ASSERT_TRUE(adapter);
+  DrawnAdapter d("model.layers.0.mlp.down_proj");
+  ASSERT_TRUE(d.adapter);
+  auto& adapter = d.adapter;
   auto params = adapter->named_parameters();
-  {
-    torch::NoGradGuard no_grad;
-    params["B"].normal_(0.0, 0.05);
-  }
   torch::manual_seed(3);
   auto x = torch::randn({2, 5, params["A"].size(1)}).requires_grad_();
   auto dy = torch::randn({2, 5, params["B"].size(0)});
@@ -227,17 +240,11 @@ TEST(Lora, AdapterProductsFollowTheOneDnnSwitch) {
 // In a bf16 run the layer hands LoRA its bf16 input (computes_in_bf16): bf16 products on bf16
 // copies of A and B, fp32 gradients for them, within bf16 rounding of the fp32 adapter.
 TEST(Lora, Bf16InputsComputeInBf16WithFp32Gradients) {
-  auto model = core::build_model(llama_config(), 1);
-  applied("lora", {{"target_modules", "all-linear"}, {"dropout", "0"}}, *model);
-  auto module = model->named_modules()["model.layers.0.self_attn.q_proj.lora"];
-  auto adapter = std::dynamic_pointer_cast<strategies::LoraAdapter>(module);
-  ASSERT_TRUE(adapter);
+  DrawnAdapter d("model.layers.0.self_attn.q_proj");
+  ASSERT_TRUE(d.adapter);
+  auto& adapter = d.adapter;
   EXPECT_TRUE(adapter->computes_in_bf16());
   auto params = adapter->named_parameters();
-  {
-    torch::NoGradGuard no_grad;
-    params["B"].normal_(0.0, 0.05);
-  }
   torch::manual_seed(4);
   auto x = torch::randn({2, 5, params["A"].size(1)});
   auto dy = torch::randn({2, 5, params["B"].size(0)});
