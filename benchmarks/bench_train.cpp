@@ -152,7 +152,8 @@ int main(int argc, char** argv) {
         static_cast<long long>(core::parameter_count(c.model)), mpi.world_size(), grid.dims().tp,
         grid.dims().dp, mpi.threads(), static_cast<long long>(c.train.global_batch), tps,
         s / steps, flops / 1e9, bf16 ? "bf16" : "fp32", peak,
-        flops / 1e9 / (peak * mpi.world_size()), own_rss / 1e6, rss.item<double>() / 1e6, counts_json(tp_count, steps).c_str(), megatron_tp_mb,
+        flops / 1e9 / (peak * mpi.world_size()), own_rss / 1e6, rss.item<double>() / 1e6,
+        counts_json(tp_count, steps).c_str(), megatron_tp_mb,
         counts_json(dp_count, steps).c_str());
   }
   return 0;

@@ -86,6 +86,44 @@ int64_t matrix_offset(const torch::Tensor& t, int64_t i) {
   return offset;
 }
 
+// a [..., m, k] @ b [..., k, n] (shapes checked by the caller: mm_f32, bmm_f32) into a new
+// contiguous [..., m, n], one oneDNN sgemm per matrix; LibTorch's matmul when oneDNN is absent or
+// the product is empty. One matrix runs on oneDNN's own threads; several are spread one per task
+// over LibTorch's (oneDNN then runs single-threaded inside the parallel region), since a single
+// attention head's product is too small to split.
+torch::Tensor sgemm_each_matrix(const char* what, const torch::Tensor& a, const torch::Tensor& b) {
+  check_f32_cpu(what, a, b);
+  const DnnlSgemm sgemm = dnnl_sgemm();
+  if (sgemm == nullptr || a.numel() == 0 || b.numel() == 0) return torch::matmul(a, b);
+  const int64_t m = a.size(-2), k = a.size(-1), n = b.size(-1);
+  int64_t lda = 0, ldb = 0;
+  char ta = 0, tb = 0;
+  const torch::Tensor ac = as_operand(a, &ta, &lda), bc = as_operand(b, &tb, &ldb);
+  auto sizes = a.sizes().vec();
+  sizes.back() = n;
+  auto c = torch::empty(sizes, a.options().memory_format(torch::MemoryFormat::Contiguous));
+  const int64_t batch = c.numel() / (m * n);
+  const float* pa = ac.data_ptr<float>();
+  const float* pb = bc.data_ptr<float>();
+  float* pc = c.data_ptr<float>();
+  std::atomic<int> failed{0};
+  auto product = [&](int64_t i) {
+    const int status = sgemm(ta, tb, m, n, k, 1.0f, pa + matrix_offset(ac, i), lda,
+                             pb + matrix_offset(bc, i), ldb, 0.0f, pc + i * m * n, n);
+    if (status != 0) failed.store(status);
+  };
+  if (batch == 1) {
+    product(0);
+  } else {
+    at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) product(i);
+    });
+  }
+  TORCH_CHECK(failed.load() == 0, what, ": oneDNN sgemm failed with status ", failed.load(),
+              " for ", a.sizes(), " x ", b.sizes());
+  return c;
+}
+
 struct LinearF32Fn : torch::autograd::Function<LinearF32Fn> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x,
                                const torch::Tensor& weight,
@@ -143,19 +181,7 @@ bool onednn_fp32_gemm() { return g_onednn_fp32.load(); }
 torch::Tensor mm_f32(const torch::Tensor& a, const torch::Tensor& b) {
   TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(0),
               "mm_f32: [m, k] x [k, n] expected, got ", a.sizes(), " and ", b.sizes());
-  check_f32_cpu("mm_f32", a, b);
-  const DnnlSgemm sgemm = dnnl_sgemm();
-  const int64_t m = a.size(0), k = a.size(1), n = b.size(1);
-  if (sgemm == nullptr || m == 0 || n == 0 || k == 0) return torch::mm(a, b);
-  int64_t lda = 0, ldb = 0;
-  char ta = 0, tb = 0;
-  const torch::Tensor ac = as_operand(a, &ta, &lda), bc = as_operand(b, &tb, &ldb);
-  auto c = torch::empty({m, n}, a.options().memory_format(torch::MemoryFormat::Contiguous));
-  const int status = sgemm(ta, tb, m, n, k, 1.0f, ac.data_ptr<float>(), lda,
-                           bc.data_ptr<float>(), ldb, 0.0f, c.data_ptr<float>(), n);
-  TORCH_CHECK(status == 0, "mm_f32: oneDNN sgemm failed with status ", status, " for [", m, ", ",
-              k, "] x [", k, ", ", n, "]");
-  return c;
+  return sgemm_each_matrix("mm_f32", a, b);
 }
 
 torch::Tensor bmm_f32(const torch::Tensor& a, const torch::Tensor& b) {
@@ -163,33 +189,7 @@ torch::Tensor bmm_f32(const torch::Tensor& a, const torch::Tensor& b) {
                   a.sizes().slice(0, a.dim() - 2) == b.sizes().slice(0, b.dim() - 2),
               "bmm_f32: [..., m, k] x [..., k, n] with the same leading dims expected, got ",
               a.sizes(), " and ", b.sizes());
-  check_f32_cpu("bmm_f32", a, b);
-  const DnnlSgemm sgemm = dnnl_sgemm();
-  const int64_t m = a.size(-2), k = a.size(-1), n = b.size(-1);
-  if (sgemm == nullptr || a.numel() == 0 || b.numel() == 0) return torch::matmul(a, b);
-  int64_t lda = 0, ldb = 0;
-  char ta = 0, tb = 0;
-  const torch::Tensor ac = as_operand(a, &ta, &lda), bc = as_operand(b, &tb, &ldb);
-  auto sizes = a.sizes().vec();
-  sizes.back() = n;
-  auto c = torch::empty(sizes, a.options().memory_format(torch::MemoryFormat::Contiguous));
-  const int64_t batch = c.numel() / (m * n);
-  const float* pa = ac.data_ptr<float>();
-  const float* pb = bc.data_ptr<float>();
-  float* pc = c.data_ptr<float>();
-  // One matrix per task: a single attention head's product is too small to split across threads
-  // (oneDNN runs single-threaded inside a parallel region).
-  std::atomic<int> failed{0};
-  at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const int status = sgemm(ta, tb, m, n, k, 1.0f, pa + matrix_offset(ac, i), lda,
-                               pb + matrix_offset(bc, i), ldb, 0.0f, pc + i * m * n, n);
-      if (status != 0) failed.store(status);
-    }
-  });
-  TORCH_CHECK(failed.load() == 0, "bmm_f32: oneDNN sgemm failed with status ", failed.load(),
-              " for ", a.sizes(), " x ", b.sizes());
-  return c;
+  return sgemm_each_matrix("bmm_f32", a, b);
 }
 
 torch::Tensor linear_f32(const torch::Tensor& x, const torch::Tensor& weight,

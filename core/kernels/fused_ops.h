@@ -103,8 +103,9 @@ torch::Tensor to_f32(const torch::Tensor& x);
 // for the CPU it runs on and measured 1.4-2.9x OpenBLAS's rate with that variable and 0.86-2.1x
 // without it at the shapes of a training step (docs/benchmarks-profile.md).
 // set_onednn_fp32_gemm(true) (process-wide; core::TrainingStep sets it from [train] kernels =
-// fused) routes core::mixed_linear's fp32 products and causal_attention's here; it stays off when no oneDNN sgemm symbol
-// can be found (a LibTorch with oneDNN linked in statically), and everything then uses torch::mm.
+// fused) routes core::mixed_linear's fp32 products and causal_attention's here; it stays off when
+// no oneDNN sgemm symbol can be found (a LibTorch with oneDNN linked in statically), and
+// everything then uses torch::mm.
 // Results agree with torch::mm to fp32 rounding (sums run in another order), not bitwise.
 bool onednn_sgemm_available();
 void set_onednn_fp32_gemm(bool on);
@@ -132,8 +133,9 @@ torch::Tensor linear_f32(const torch::Tensor& x, const torch::Tensor& weight,
 torch::Tensor causal_softmax_(torch::Tensor scores, double scale, int64_t prefix);
 
 // softmax(q k^T / sqrt(d) + causal mask) v for q [B, H, T, d], k/v [B, H, P + T, d], no padding:
-// two batched GEMMs around causal_softmax_ (on matmul_f32 in fp32 when the oneDNN switch is on). Equals core::attention with a causal bias (which, in
-// bf16, also computes the softmax in fp32 and rounds the probabilities to bf16).
+// two batched GEMMs around causal_softmax_ (on matmul_f32 in fp32 when the oneDNN switch is on).
+// Equals core::attention with a causal bias (which, in bf16, also computes the softmax in fp32 and
+// rounds the probabilities to bf16).
 torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k,
                                const torch::Tensor& v, int64_t prefix);
 
